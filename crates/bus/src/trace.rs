@@ -1,0 +1,35 @@
+//! W3C trace context across AMQP hops, so that one run reads as one trace.
+//!
+//! The publisher injects the current span's context into `traceparent`/`tracestate`; the
+//! consumer extracts it and makes its own span a child of it. The propagator is whatever the
+//! binary installed globally (`TraceContextPropagator`); with none installed, nothing is injected
+//! and extraction yields an empty context, which is harmless.
+
+use std::collections::HashMap;
+
+use opentelemetry::Context;
+use opentelemetry::global;
+
+use crate::headers::Headers;
+use crate::names;
+
+/// Put `cx`'s trace context into `headers` (`traceparent`, `tracestate`), replacing what was there.
+pub fn inject(cx: &Context, headers: &mut Headers) {
+    // A HashMap is opentelemetry's own Injector/Extractor; the propagator writes lower-case keys.
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(cx, &mut carrier));
+    headers.traceparent = carrier.remove(names::TRACEPARENT);
+    headers.tracestate = carrier.remove(names::TRACESTATE).filter(|s| !s.is_empty());
+}
+
+/// The trace context carried by `headers` (an empty context when there is none).
+pub fn extract(headers: &Headers) -> Context {
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    if let Some(parent) = &headers.traceparent {
+        carrier.insert(names::TRACEPARENT.to_string(), parent.clone());
+    }
+    if let Some(state) = &headers.tracestate {
+        carrier.insert(names::TRACESTATE.to_string(), state.clone());
+    }
+    global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
+}

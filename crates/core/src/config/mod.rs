@@ -1,0 +1,309 @@
+//! `ferry.toml`: the broker, the state database, telemetry and the named connections.
+//!
+//! [`FerryConfig::parse`] turns the file's text into the typed config in three steps, reporting
+//! every problem with its key path rather than stopping at the first:
+//! 1. parse the TOML into a `toml::Table` (a syntax error is the only thing that stops here);
+//! 2. substitute `${VAR}` / `${VAR:-default}` in every string value ([`env`]);
+//! 3. read each section through a [`read::TableReader`], which reports missing, mistyped and
+//!    unknown keys (`connections.notify.secrt: unknown field ...`).
+//!
+//! Scheme files are found through [`FerryConfig::schemes`] and read by [`crate::load`].
+
+mod connection;
+/// `${VAR}` substitution.
+pub mod env;
+pub(crate) mod read;
+mod secret;
+
+use std::collections::{BTreeMap, HashMap};
+
+use toml::de::{DeTable, DeValue};
+use toml::{Table, Value};
+
+pub use connection::{
+    Connection, ConnectionKind, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT_SECS, DINGTALK_BASE_URL,
+    DINGTALK_ROBOT_BASE_URL, DINGTALK_ROBOT_PER_MINUTE, DingTalkConnection,
+    DingTalkRobotConnection, HttpConnection, JUSHUITAN_RATE_PER_SEC, JushuitanConnection,
+    KingdeeConnection, MysqlConnection, OKKI_DEFAULT_SCOPE, OkkiConnection, RobotFormat,
+};
+pub use secret::Secret;
+
+use crate::problem::Problem;
+use read::{Report, TableReader, join};
+
+/// Where scheme files are looked for when `schemes` is not set, relative to `ferry.toml`.
+pub const DEFAULT_SCHEMES_GLOB: &str = "schemes/*.json";
+/// Unacknowledged messages a consumer may hold.
+pub const DEFAULT_PREFETCH: u16 = 16;
+/// Deliveries of one message before the broker dead-letters it (a consumer that keeps crashing).
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 5;
+/// Waits before the first, second and third retry of a transient failure.
+pub const DEFAULT_RETRY_DELAYS_SECS: [u64; 3] = [1, 10, 60];
+/// `service.name` on traces and metrics.
+pub const DEFAULT_SERVICE_NAME: &str = "ferry";
+
+/// The whole of `ferry.toml`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FerryConfig {
+    /// Glob of scheme files, relative to `ferry.toml` (default `schemes/*.json`).
+    pub schemes: String,
+    /// `[broker]`: RabbitMQ. Required.
+    pub broker: BrokerConfig,
+    /// `[state]`: the MySQL database for Ferry's own tables. Required.
+    pub state: StateConfig,
+    /// `[telemetry]`: tracing and metrics export. Optional.
+    pub telemetry: TelemetryConfig,
+    /// `[connections.<name>]`: the services schemes read from and write to, by name.
+    pub connections: BTreeMap<String, Connection>,
+}
+
+/// `[broker]`: the RabbitMQ that carries pages and batches between stages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerConfig {
+    /// `amqp://user:password@host:5672/vhost` (`%2f` is the default vhost). Required.
+    pub url: Secret,
+    /// Unacknowledged messages per consumer (default 16).
+    pub prefetch: u16,
+    /// Deliveries before a message that keeps crashing its consumer is dead-lettered (default 5).
+    pub delivery_limit: u32,
+    /// Backoff before each retry of a transient failure, in seconds (default `[1, 10, 60]`); after
+    /// the last one the message is dead-lettered. Each value is one retry queue.
+    pub retry_delays_secs: Vec<u64>,
+}
+
+/// `[state]`: Ferry's own database (checkpoints, the idCheck ledger, runs, tokens, locks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateConfig {
+    /// `mysql://user:password@host:3306/ferry`. Required.
+    pub url: Secret,
+}
+
+/// `[telemetry]`: where traces and metrics go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryConfig {
+    /// OTLP endpoint for traces (`http://127.0.0.1:4318`); absent means no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` on every span (default `ferry`).
+    pub service_name: String,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` server (`0.0.0.0:9464`); absent
+    /// means the role does not serve them.
+    pub metrics_addr: Option<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: DEFAULT_SERVICE_NAME.to_string(),
+            metrics_addr: None,
+        }
+    }
+}
+
+impl FerryConfig {
+    /// Parse the text of `ferry.toml`. `file` names it in problems (`ferry.toml`); `env` looks up
+    /// environment variables for `${VAR}`. Returns every problem found, or the config.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<FerryConfig, Vec<Problem>> {
+        let mut report = Report::new(file);
+        let mut table: Table = match toml::from_str(text) {
+            Ok(table) => table,
+            Err(err) => {
+                let position = err
+                    .span()
+                    .map(|span| {
+                        let (line, column) = line_column(text, span.start);
+                        format!(" at line {line}, column {column}")
+                    })
+                    .unwrap_or_default();
+                report.error(
+                    "",
+                    format!("invalid TOML{position}: {}", err.message().trim()),
+                );
+                return Err(report.problems);
+            }
+        };
+        substitute_table(&mut table, "", env, &mut report);
+
+        let mut root = TableReader::new(Some(&table), "");
+        let schemes = root.string_or(&mut report, "schemes", DEFAULT_SCHEMES_GLOB);
+        let broker = BrokerConfig::read(root.table(&mut report, "broker"), &mut report);
+        let state = StateConfig::read(root.table(&mut report, "state"), &mut report);
+        let telemetry = TelemetryConfig::read(root.table(&mut report, "telemetry"), &mut report);
+        let mut connections = BTreeMap::new();
+        for (name, entry) in root.entries(&mut report, "connections") {
+            let path = join("connections", &name);
+            let Value::Table(entry) = entry else {
+                report.error(
+                    &path,
+                    format!("expected a table, found {}", read::type_name(entry)),
+                );
+                continue;
+            };
+            if let Some(connection) =
+                Connection::read(TableReader::new(Some(entry), path), &mut report)
+            {
+                connections.insert(name, connection);
+            }
+        }
+        root.finish(&mut report);
+
+        if report.problems.is_empty() {
+            return Ok(FerryConfig {
+                schemes,
+                broker,
+                state,
+                telemetry,
+                connections,
+            });
+        }
+        // Problems were found pass by pass (substitution, then each section); show them in the
+        // order of the file, as an operator reads it.
+        let offsets = key_offsets(text);
+        let mut problems = report.problems;
+        problems.sort_by_key(|p| offset_of(&offsets, &p.path));
+        Err(problems)
+    }
+}
+
+/// The byte offset of every key path in `text` (`connections.www.url`, `broker.retry_delays_secs[1]`).
+fn key_offsets(text: &str) -> HashMap<String, usize> {
+    fn walk(table: &DeTable<'_>, path: &str, out: &mut HashMap<String, usize>) {
+        for (key, value) in table {
+            let key_path = join(path, key.get_ref());
+            out.entry(key_path.clone()).or_insert(key.span().start);
+            walk_value(value.get_ref(), &key_path, out);
+        }
+    }
+    fn walk_value(value: &DeValue<'_>, path: &str, out: &mut HashMap<String, usize>) {
+        match value {
+            DeValue::Table(table) => walk(table, path, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let item_path = format!("{path}[{i}]");
+                    out.entry(item_path.clone()).or_insert(item.span().start);
+                    walk_value(item.get_ref(), &item_path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    if let Ok(root) = DeTable::parse(text) {
+        walk(root.get_ref(), "", &mut out);
+    }
+    out
+}
+
+/// Where the problem at `path` sits: its key, else its nearest enclosing key that is written,
+/// else the end (a missing section).
+fn offset_of(offsets: &HashMap<String, usize>, path: &str) -> usize {
+    let mut path = path;
+    loop {
+        if let Some(offset) = offsets.get(path) {
+            return *offset;
+        }
+        match path.rfind(['.', '[']) {
+            Some(cut) => path = &path[..cut],
+            None => return usize::MAX,
+        }
+    }
+}
+
+impl BrokerConfig {
+    fn read(mut r: TableReader<'_>, report: &mut Report) -> Self {
+        let url = r.secret(report, "url");
+        r.require_url(report, "url", url.expose(), &["amqp", "amqps"]);
+        let config = BrokerConfig {
+            url,
+            prefetch: r.uint(report, "prefetch", 1..=u16::MAX.into(), DEFAULT_PREFETCH),
+            delivery_limit: r.uint(
+                report,
+                "delivery_limit",
+                1..=u32::MAX.into(),
+                DEFAULT_DELIVERY_LIMIT,
+            ),
+            retry_delays_secs: r.uint_list(report, "retry_delays_secs", &DEFAULT_RETRY_DELAYS_SECS),
+        };
+        r.finish(report);
+        config
+    }
+}
+
+impl StateConfig {
+    fn read(mut r: TableReader<'_>, report: &mut Report) -> Self {
+        let url = r.secret(report, "url");
+        r.require_url(report, "url", url.expose(), &["mysql", "mariadb"]);
+        let config = StateConfig { url };
+        r.finish(report);
+        config
+    }
+}
+
+impl TelemetryConfig {
+    fn read(mut r: TableReader<'_>, report: &mut Report) -> Self {
+        let config = TelemetryConfig {
+            otlp_endpoint: r
+                .opt_string(report, "otlp_endpoint")
+                .filter(|s| !s.is_empty()),
+            service_name: r.string_or(report, "service_name", DEFAULT_SERVICE_NAME),
+            metrics_addr: r
+                .opt_string(report, "metrics_addr")
+                .filter(|s| !s.is_empty()),
+        };
+        r.finish(report);
+        config
+    }
+}
+
+/// Substitute `${...}` in every string under `table`, in place; failures are reported at their
+/// key path and the value is left as written.
+fn substitute_table(
+    table: &mut Table,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) {
+    for (key, value) in table.iter_mut() {
+        substitute_value(value, &join(path, key), env, report);
+    }
+}
+
+fn substitute_value(
+    value: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) {
+    match value {
+        Value::String(text) => match env::substitute(text, env) {
+            Ok(done) => *text = done,
+            Err(err) => report.error(path, err.to_string()),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_value(item, &format!("{path}[{i}]"), env, report);
+            }
+        }
+        Value::Table(table) => substitute_table(table, path, env, report),
+        _ => {}
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests;

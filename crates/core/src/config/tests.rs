@@ -1,0 +1,218 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn messages(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    match FerryConfig::parse(text, "ferry.toml", env) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+[state]
+url = "mysql://root@127.0.0.1:3306/ferry"
+"#;
+
+#[test]
+fn minimal_config_takes_every_default() {
+    let config = FerryConfig::parse(MINIMAL, "ferry.toml", &no_env).unwrap();
+    assert_eq!(config.schemes, "schemes/*.json");
+    assert_eq!(config.broker.prefetch, 16);
+    assert_eq!(config.broker.delivery_limit, 5);
+    assert_eq!(config.broker.retry_delays_secs, vec![1, 10, 60]);
+    assert_eq!(config.telemetry, TelemetryConfig::default());
+    assert_eq!(config.telemetry.service_name, "ferry");
+    assert!(config.connections.is_empty());
+    assert_eq!(
+        config.broker.url.to_string(),
+        "amqp://guest:***@127.0.0.1:5672/%2f"
+    );
+}
+
+#[test]
+fn every_connection_kind_reads_with_its_defaults() {
+    let text = format!(
+        r#"{MINIMAL}
+[connections.www]
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/www"
+[connections.api]
+kind = "http"
+base_url = "http://127.0.0.1:9180"
+headers = {{ Authorization = "Bearer ${{TOKEN}}" }}
+rate_per_sec = 3
+[connections.yida]
+kind = "dingtalk"
+app_key = "k"
+app_secret = "s"
+[connections.notify]
+kind = "dingtalk_robot"
+access_token = "t"
+secret = "SECx"
+format = "text"
+[connections.erp]
+kind = "jushuitan"
+base_url = "http://127.0.0.1:9180"
+app_key = "app"
+app_secret = "secret"
+access_token = "tok"
+[connections.crm]
+kind = "okki"
+base_url = "http://127.0.0.1:9180"
+client_id = "c"
+client_secret = "s"
+[connections.kd]
+kind = "kingdee"
+base_url = "http://127.0.0.1:9180"
+client_id = "c"
+client_secret = "s"
+outer_instance_id = "219672488890732544"
+[connections.none]
+kind = "noop"
+"#
+    );
+    let env = |name: &str| (name == "TOKEN").then(|| "abc".to_string());
+    let config = FerryConfig::parse(&text, "ferry.toml", &env).unwrap();
+    let kinds: Vec<(&str, &str)> = config
+        .connections
+        .iter()
+        .map(|(name, c)| (name.as_str(), c.kind().as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("api", "http"),
+            ("crm", "okki"),
+            ("erp", "jushuitan"),
+            ("kd", "kingdee"),
+            ("none", "noop"),
+            ("notify", "dingtalk_robot"),
+            ("www", "mysql"),
+            ("yida", "dingtalk"),
+        ]
+    );
+    let Connection::Mysql(www) = &config.connections["www"] else {
+        panic!()
+    };
+    assert_eq!(www.max_connections, 10);
+    let Connection::Http(api) = &config.connections["api"] else {
+        panic!()
+    };
+    assert_eq!(api.headers["Authorization"].expose(), "Bearer abc");
+    assert_eq!(format!("{:?}", api.headers["Authorization"]), "Secret(***)");
+    assert_eq!(api.rate_per_sec, Some(3));
+    assert_eq!(api.timeout_secs, 30);
+    let Connection::DingTalk(yida) = &config.connections["yida"] else {
+        panic!()
+    };
+    assert_eq!(yida.base_url, "https://api.dingtalk.com");
+    let Connection::DingTalkRobot(robot) = &config.connections["notify"] else {
+        panic!()
+    };
+    assert_eq!(robot.base_url, "https://oapi.dingtalk.com");
+    assert_eq!(robot.per_minute, 20);
+    assert_eq!(robot.format, RobotFormat::Text);
+    assert_eq!(robot.secret.as_ref().map(Secret::expose), Some("SECx"));
+    let Connection::Jushuitan(erp) = &config.connections["erp"] else {
+        panic!()
+    };
+    assert_eq!(erp.rate_per_sec, 5);
+    assert_eq!(erp.refresh_token, None);
+    let Connection::Okki(crm) = &config.connections["crm"] else {
+        panic!()
+    };
+    assert_eq!(crm.scope, "user");
+    let Connection::Kingdee(kd) = &config.connections["kd"] else {
+        panic!()
+    };
+    assert_eq!(kd.outer_instance_id, "219672488890732544");
+    assert_eq!(config.connections["none"], Connection::Noop);
+}
+
+#[test]
+fn all_problems_are_reported_with_their_paths_in_file_order() {
+    let text = r#"
+schemes = 7
+[broker]
+prefetch = 0
+retry_delays_secs = [1, "x"]
+[telemetry]
+otlp = "http://x"
+[connections.notify]
+kind = "dingtalk_robot"
+secrt = "x"
+per_minute = 30
+[connections.bad]
+kind = "mysq"
+whatever = 1
+"#;
+    assert_eq!(
+        messages(text, &no_env),
+        [
+            "ferry.toml: schemes: expected a string, found an integer",
+            "ferry.toml: broker.url: missing required key",
+            "ferry.toml: broker.prefetch: must be between 1 and 65535, found 0",
+            "ferry.toml: broker.retry_delays_secs[1]: expected a non-negative integer, found a string",
+            "ferry.toml: telemetry.otlp: unknown field `otlp`, expected one of `otlp_endpoint`, `service_name`, `metrics_addr`",
+            "ferry.toml: connections.notify.access_token: missing required key",
+            "ferry.toml: connections.notify.secrt: unknown field `secrt`, expected one of `kind`, `base_url`, `access_token`, `secret`, `keyword`, `per_minute`, `format`, `timeout_secs`",
+            "ferry.toml: connections.notify.per_minute: must be between 1 and 20, found 30",
+            "ferry.toml: connections.bad.kind: unknown connection kind `mysq`, expected one of `mysql`, `http`, `dingtalk`, `dingtalk_robot`, `jushuitan`, `okki`, `kingdee`, `noop`",
+            // No [state] table at all: reported after everything that is written.
+            "ferry.toml: state.url: missing required key",
+        ]
+    );
+}
+
+#[test]
+fn env_problems_name_the_key_and_are_not_reported_twice() {
+    let text = r#"
+[broker]
+url = "${AMQP_URL}"
+prefetch = "${PREFETCH"
+[state]
+url = "${STATE_URL:-mysql://root@127.0.0.1/ferry}"
+"#;
+    assert_eq!(
+        messages(text, &no_env),
+        [
+            "ferry.toml: broker.url: environment variable `AMQP_URL` is not set and has no default (set it, or write `${AMQP_URL:-default}`)",
+            "ferry.toml: broker.prefetch: `${` is not closed by `}` (write `$${` for a literal `${`)",
+        ]
+    );
+}
+
+#[test]
+fn numbers_may_come_from_the_environment() {
+    let text = MINIMAL.replace("[state]", "prefetch = \"${PREFETCH:-32}\"\n[state]");
+    let env = |name: &str| (name == "PREFETCH").then(|| "64".to_string());
+    assert_eq!(
+        FerryConfig::parse(&text, "ferry.toml", &env)
+            .unwrap()
+            .broker
+            .prefetch,
+        64
+    );
+    assert_eq!(
+        FerryConfig::parse(&text, "ferry.toml", &no_env)
+            .unwrap()
+            .broker
+            .prefetch,
+        32
+    );
+}
+
+#[test]
+fn toml_syntax_errors_give_line_and_column() {
+    assert_eq!(
+        messages("[broker]\nurl = \n", &no_env),
+        [
+            "ferry.toml: invalid TOML at line 2, column 7: string values must be quoted, expected literal string"
+        ]
+    );
+}

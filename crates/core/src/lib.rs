@@ -1,0 +1,36 @@
+//! # ferry-core
+//!
+//! What every stage shares and no service is needed for:
+//!
+//! - [`error`]: the classified error (`Transient`, `Record`, `Config`) that decides retry,
+//!   dead-letter or stop.
+//! - [`record`]: records and the message envelope between stages.
+//! - [`scheme`]: the scheme file model in the seed documents' metadata shape.
+//! - [`config`]: `ferry.toml` (broker, state, telemetry, connections) with `${VAR}` substitution.
+//! - [`lint`]: the risky-but-legal things `ferry lint` warns about.
+//! - [`load`]: reads `ferry.toml` and every scheme file, checked against each other.
+//! - [`problem`]: a configuration problem with its file and key path, as `ferry lint` prints it.
+//! - [`sign`]: the vendor request signatures (DingTalk robot, Jushuitan, Kingdee).
+//! - [`template`]: value templates (`{field}`, `{{a.b}}`, `{{CURRENT_TIME|datetime}}`, ...).
+//! - [`expr`]: `_function` expressions, a MySQL-style expression language.
+//! - [`convert`]: conversion of rendered values to a field's `type`.
+//! - [`mapping`]: `formatResponse` rules and the request tree applied to each record.
+//! - [`sql`]: `:name` parameters in scheme SQL, turned into binds.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod expr;
+pub mod lint;
+pub mod load;
+pub mod mapping;
+pub mod problem;
+pub mod record;
+pub mod scheme;
+pub mod sign;
+pub mod sql;
+pub mod template;
+
+pub use error::{ErrorClass, FerryError};
+pub use record::{Envelope, Record};
+pub use scheme::{Field, FieldType, Metadata, Scheme};

@@ -1,0 +1,580 @@
+//! Loading: `ferry.toml` plus every scheme file it points at, checked against each other.
+//!
+//! [`load`] is what every role calls at start-up and what `ferry lint` runs first. It reads the
+//! config ([`FerryConfig::parse`]), finds the scheme files through its `schemes` glob, and checks
+//! each one in three passes, collecting every problem rather than stopping at the first:
+//! 1. JSON syntax (the error's line, column and the JSON path open there);
+//! 2. shape: unknown, missing and mistyped keys, with their JSON paths ([`shape`]);
+//! 3. meaning: the name, the time zone, the schedule, that connections exist and that each
+//!    `api` is one its connection's kind offers, page sizes.
+//!
+//! Names in problems are relative to the directory of `ferry.toml` (`schemes/refunds.json`).
+
+mod shape;
+mod syntax;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde_json::Value;
+
+use crate::config::{Connection, ConnectionKind, FerryConfig};
+use crate::mapping::{Mapper, check_format_rules};
+use crate::problem::Problem;
+use crate::scheme::{Endpoint, Metadata, Scheme};
+use crate::sql::NamedSql;
+
+/// Jushuitan returns at most this many records a page.
+pub const JUSHUITAN_MAX_PAGE_SIZE: u64 = 100;
+
+/// The pagination modes a scheme may name.
+pub const PAGINATION_MODES: [&str; 5] = ["offset", "page", "keyset", "cursor", "none"];
+
+/// A config with its schemes, all checked.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The `ferry.toml` that was read.
+    pub path: PathBuf,
+    /// Its directory: the base of the `schemes` glob and of the file names in problems.
+    pub dir: PathBuf,
+    /// The parsed `ferry.toml`.
+    pub config: FerryConfig,
+    /// Sorted by scheme name.
+    pub schemes: Vec<LoadedScheme>,
+}
+
+/// One scheme and the file it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedScheme {
+    /// The scheme file, as the `schemes` glob found it.
+    pub file: PathBuf,
+    /// Its parsed and checked content.
+    pub scheme: Scheme,
+}
+
+impl Loaded {
+    /// The scheme called `name`.
+    pub fn scheme(&self, name: &str) -> Option<&LoadedScheme> {
+        self.schemes.iter().find(|s| s.scheme.name == name)
+    }
+
+    /// The connection called `name`.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.config.connections.get(name)
+    }
+
+    /// `file` as problems name it: relative to the config's directory where possible.
+    pub fn display_name(&self, file: &Path) -> String {
+        display_name(&self.dir, file)
+    }
+
+    /// The config file as problems name it (`ferry.toml`).
+    pub fn config_name(&self) -> String {
+        display_name(&self.dir, &self.path)
+    }
+}
+
+/// Which side of a scheme an endpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `source`: where records are read.
+    Source,
+    /// `target`: where records are written.
+    Target,
+}
+
+impl Role {
+    /// `source` or `target`: the key of the endpoint in a scheme file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Target => "target",
+        }
+    }
+}
+
+/// Read and check `config_path` and every scheme file it names. `env` looks up environment
+/// variables for `${VAR}` in `ferry.toml`. Returns every error found (warnings are `lint`'s).
+pub fn load(
+    config_path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<Problem>> {
+    let dir = match config_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let config_name = display_name(&dir, config_path);
+    let text = std::fs::read_to_string(config_path).map_err(|err| {
+        vec![Problem::error(
+            config_name.clone(),
+            "",
+            format!("cannot read: {err}"),
+        )]
+    })?;
+    let (config, mut problems) = match FerryConfig::parse(&text, &config_name, env) {
+        Ok(config) => (Some(config), Vec::new()),
+        Err(problems) => (None, problems),
+    };
+    // Without a valid config the glob falls back to its default, so scheme files are still
+    // checked and the operator sees every problem in one pass.
+    let glob_text = config
+        .as_ref()
+        .map_or(crate::config::DEFAULT_SCHEMES_GLOB, |c| c.schemes.as_str());
+    let files = match scheme_files(&dir, glob_text) {
+        Ok(files) => files,
+        Err(message) => {
+            problems.push(Problem::error(config_name.clone(), "schemes", message));
+            Vec::new()
+        }
+    };
+
+    let mut schemes = Vec::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for file in files {
+        let name = display_name(&dir, &file);
+        let Some(scheme) = read_scheme(&file, &name, config.as_ref(), &mut problems) else {
+            continue;
+        };
+        if let Some(first) = names.get(&scheme.name) {
+            problems.push(Problem::error(
+                name,
+                "name",
+                format!("scheme name `{}` is already used by {first}", scheme.name),
+            ));
+            continue;
+        }
+        names.insert(scheme.name.clone(), name);
+        schemes.push(LoadedScheme { file, scheme });
+    }
+
+    match config {
+        Some(config) if problems.is_empty() => {
+            schemes.sort_by(|a, b| a.scheme.name.cmp(&b.scheme.name));
+            Ok(Loaded {
+                path: config_path.to_path_buf(),
+                dir,
+                config,
+                schemes,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+/// The files the `schemes` glob matches, sorted by path.
+fn scheme_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    // The directory is taken literally: a `[` in it must not act as a glob class.
+    let base = glob::Pattern::escape(&dir.to_string_lossy());
+    let full = format!("{base}/{pattern}");
+    let paths = glob::glob(&full).map_err(|err| format!("invalid glob `{pattern}`: {err}"))?;
+    let mut files = Vec::new();
+    for entry in paths {
+        match entry {
+            Ok(path) if path.is_file() => files.push(path),
+            Ok(_) => {}
+            Err(err) => return Err(format!("cannot list `{pattern}`: {err}")),
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Read one scheme file; push its problems; the scheme when it has none.
+fn read_scheme(
+    file: &Path,
+    name: &str,
+    config: Option<&FerryConfig>,
+    problems: &mut Vec<Problem>,
+) -> Option<Scheme> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => {
+            problems.push(Problem::error(name, "", format!("cannot read: {err}")));
+            return None;
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(err) => {
+            let (path, message) = syntax::describe(text, &err);
+            problems.push(Problem::error(name, path, message));
+            return None;
+        }
+    };
+    let mut found = Vec::new();
+    shape::check(&value, &shape::SCHEME, "", &mut found);
+    if !found.is_empty() {
+        problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
+        return None;
+    }
+    let scheme: Scheme = match serde_json::from_value(value) {
+        Ok(scheme) => scheme,
+        Err(err) => {
+            // The shape check above mirrors the model, so this is only reached if they drift.
+            problems.push(Problem::error(name, "", err.to_string()));
+            return None;
+        }
+    };
+    check_scheme(&scheme, config, &mut found);
+    if found.is_empty() {
+        Some(scheme)
+    } else {
+        problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
+        None
+    }
+}
+
+/// The checks that need the whole scheme, and the config for its connections.
+fn check_scheme(scheme: &Scheme, config: Option<&FerryConfig>, out: &mut Vec<(String, String)>) {
+    if !is_scheme_name(&scheme.name) {
+        out.push((
+            "name".into(),
+            format!(
+                "`{}` is not a valid scheme name: use letters, digits, `-` and `_` \
+                 (it becomes part of queue names)",
+                scheme.name
+            ),
+        ));
+    }
+    if let Err(message) = timezone(&scheme.timezone) {
+        out.push(("timezone".into(), message));
+    }
+    if let Some(expr) = &scheme.schedule
+        && let Err(message) = schedule(expr)
+    {
+        out.push(("schedule".into(), message));
+    }
+    check_endpoint(&scheme.source, Role::Source, config, out);
+    check_endpoint(&scheme.target, Role::Target, config, out);
+}
+
+fn check_endpoint(
+    endpoint: &Endpoint,
+    role: Role,
+    config: Option<&FerryConfig>,
+    out: &mut Vec<(String, String)>,
+) {
+    let at = |key: &str| format!("{}.{key}", role.as_str());
+    let meta = &endpoint.metadata;
+    let connection = match config {
+        None => None,
+        Some(config) => match config.connections.get(&endpoint.connection) {
+            Some(connection) => Some(connection),
+            None => {
+                let known = config
+                    .connections
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let known = if known.is_empty() {
+                    "ferry.toml defines none".to_string()
+                } else {
+                    format!("ferry.toml defines {known}")
+                };
+                out.push((
+                    at("connection"),
+                    format!("unknown connection `{}` ({known})", endpoint.connection),
+                ));
+                None
+            }
+        },
+    };
+    // Templates and `_function` expressions are parsed here, once, so that a typo stops the
+    // scheme at start-up instead of failing every record.
+    if let Err(problems) = Mapper::new(meta) {
+        out.extend(
+            problems
+                .into_iter()
+                .map(|(path, message)| (at(&format!("metadata.{path}")), message)),
+        );
+    }
+    out.extend(
+        check_format_rules(&meta.format_response)
+            .into_iter()
+            .map(|(path, message)| (at(&format!("metadata.{path}")), message)),
+    );
+    if meta.api.is_empty() {
+        out.push((
+            at("metadata.api"),
+            "missing required key (what to call: `select`, `execute`, an API path, ...)".into(),
+        ));
+    } else if let Some(connection) = connection
+        && let Err(message) = api_supported(connection.kind(), role, &meta.api)
+    {
+        out.push((
+            at("metadata.api"),
+            format!(
+                "connection `{}` (kind {}) {message}",
+                endpoint.connection,
+                connection.kind()
+            ),
+        ));
+    }
+    if connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql) {
+        check_main_sql(meta, &at("metadata"), out);
+        if role == Role::Source
+            && let Some(mode) = meta.pagination.as_ref().and_then(|p| p.mode.as_deref())
+            && matches!(mode, "page" | "cursor")
+        {
+            out.push((
+                at("metadata.pagination.mode"),
+                format!("a MySQL source pages by `keyset`, `offset` or `none`, not `{mode}`"),
+            ));
+        }
+    }
+    if let Some(pagination) = &meta.pagination {
+        match pagination.page_size {
+            Some(0) => out.push((
+                at("metadata.pagination.pageSize"),
+                "must be at least 1".into(),
+            )),
+            Some(size)
+                if size > JUSHUITAN_MAX_PAGE_SIZE
+                    && role == Role::Source
+                    && connection.is_some_and(|c| c.kind() == ConnectionKind::Jushuitan) =>
+            {
+                out.push((
+                    at("metadata.pagination.pageSize"),
+                    format!(
+                        "Jushuitan returns at most {JUSHUITAN_MAX_PAGE_SIZE} records a page, \
+                         found {size}"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(mode) = &pagination.mode
+            && !PAGINATION_MODES.contains(&mode.as_str())
+        {
+            out.push((
+                at("metadata.pagination.mode"),
+                format!(
+                    "unknown pagination mode `{mode}`, expected one of `offset`, `page`, \
+                     `keyset`, `cursor`, `none`"
+                ),
+            ));
+        }
+        if pagination.max_pages == Some(0) {
+            out.push((
+                at("metadata.pagination.max_pages"),
+                "must be at least 1".into(),
+            ));
+        }
+    }
+    if meta.batch_size == Some(0) {
+        out.push((at("metadata.batch_size"), "must be at least 1".into()));
+    }
+    if let Some(pointer) = &meta.records_at
+        && !pointer.is_empty()
+        && !pointer.starts_with('/')
+    {
+        out.push((
+            at("metadata.records_at"),
+            format!("`{pointer}` is not a JSON pointer: write it as `/data/items`"),
+        ));
+    }
+}
+
+/// A MySQL endpoint runs `otherRequest`'s `main_sql`: it must be there, be text, and parse.
+fn check_main_sql(meta: &Metadata, at: &str, out: &mut Vec<(String, String)>) {
+    let Some((i, entry)) = meta
+        .other_request
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.key() == Some("main_sql"))
+    else {
+        out.push((
+            format!("{at}.otherRequest"),
+            format!(
+                "api `{}` needs a `main_sql` entry holding the SQL to run",
+                meta.api
+            ),
+        ));
+        return;
+    };
+    let path = format!("{at}.otherRequest[{i}].value");
+    match entry.value.as_ref().and_then(Value::as_str) {
+        None => out.push((path, "expected the SQL statement as a string".into())),
+        Some(sql) => {
+            if let Err(message) = NamedSql::parse(sql) {
+                out.push((path, format!("main_sql does not parse: {message}")));
+            }
+        }
+    }
+}
+
+/// Whether a connection of `kind` offers `api` in `role`; the error says what it offers.
+pub fn api_supported(kind: ConnectionKind, role: Role, api: &str) -> Result<(), String> {
+    let only = |offered: &[&str]| {
+        if offered.contains(&api) {
+            Ok(())
+        } else {
+            let list = offered
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            Err(format!(
+                "does not offer api `{api}` as a {}; expected {list}",
+                role.as_str()
+            ))
+        }
+    };
+    let path_under = |prefixes: &[&str], example: &str| {
+        let trimmed = api.trim_start_matches('/');
+        if prefixes.iter().any(|p| trimmed.starts_with(p)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "does not offer api `{api}`; expected an API path such as `{example}`"
+            ))
+        }
+    };
+    let source_only = || Err(format!("can only be a source, not a {}", role.as_str()));
+    let target_only = || Err(format!("can only be a target, not a {}", role.as_str()));
+    match (kind, role) {
+        (ConnectionKind::Mysql, Role::Source) => only(&["select"]),
+        (ConnectionKind::Mysql, Role::Target) => only(&["execute", "batchexecute"]),
+        (ConnectionKind::DingTalkRobot, Role::Target) => only(&["DingTalkRoBotPush"]),
+        (ConnectionKind::Noop, Role::Target) => Ok(()),
+        (ConnectionKind::Http, _) => Ok(()),
+        (ConnectionKind::DingTalk, Role::Source) => {
+            path_under(&["v1.0/", "topapi/"], "v1.0/yida/processes/instances")
+        }
+        (ConnectionKind::Jushuitan, Role::Source) => path_under(&["open/"], "/open/shops/query"),
+        (ConnectionKind::Okki, Role::Source) => path_under(&["v1/"], "/v1/user/list"),
+        (ConnectionKind::Kingdee, Role::Source) => path_under(
+            &["jdyconnector/", "jdy/"],
+            "/jdyconnector/app_management/push_app_authorize",
+        ),
+        (ConnectionKind::DingTalkRobot | ConnectionKind::Noop, Role::Source) => target_only(),
+        (
+            ConnectionKind::DingTalk
+            | ConnectionKind::Jushuitan
+            | ConnectionKind::Okki
+            | ConnectionKind::Kingdee,
+            Role::Target,
+        ) => source_only(),
+    }
+}
+
+/// Parse a five-field cron expression (minute hour day-of-month month day-of-week).
+pub fn schedule(expr: &str) -> Result<Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|err| {
+            format!(
+                "`{expr}` is not a cron expression of five fields \
+                 (minute hour day-of-month month day-of-week): {err}"
+            )
+        })
+}
+
+/// Parse an IANA time zone name.
+pub fn timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("unknown time zone `{name}`: use an IANA name such as `Asia/Shanghai`")
+    })
+}
+
+/// Scheme names become queue names: letters, digits, `-` and `_` only.
+pub fn is_scheme_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `file` relative to `dir`, with `/` separators; as given when it is elsewhere.
+fn display_name(dir: &Path, file: &Path) -> String {
+    // `./config` and the `config/...` paths glob returns must compare equal.
+    let plain = |path: &Path| -> PathBuf {
+        path.components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    };
+    let (dir, file) = (plain(dir), plain(file));
+    match file.strip_prefix(&dir) {
+        Ok(relative) => relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Err(_) => file.to_string_lossy().into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apis_are_checked_per_kind_and_role() {
+        use ConnectionKind::*;
+        assert!(api_supported(Mysql, Role::Source, "select").is_ok());
+        assert!(api_supported(Mysql, Role::Target, "batchexecute").is_ok());
+        assert_eq!(
+            api_supported(Mysql, Role::Target, "select"),
+            Err(
+                "does not offer api `select` as a target; expected `execute` or `batchexecute`"
+                    .into()
+            )
+        );
+        assert!(api_supported(Noop, Role::Target, "写入空操作").is_ok());
+        assert_eq!(
+            api_supported(Noop, Role::Source, "x"),
+            Err("can only be a target, not a source".into())
+        );
+        assert!(api_supported(DingTalk, Role::Source, "v1.0/yida/processes/instances").is_ok());
+        assert!(api_supported(Jushuitan, Role::Source, "/open/shops/query").is_ok());
+        assert_eq!(
+            api_supported(Okki, Role::Source, "/user/list"),
+            Err(
+                "does not offer api `/user/list`; expected an API path such as `/v1/user/list`"
+                    .into()
+            )
+        );
+        assert_eq!(
+            api_supported(Kingdee, Role::Target, "/jdyconnector/x"),
+            Err("can only be a source, not a target".into())
+        );
+    }
+
+    #[test]
+    fn schedules_have_five_fields() {
+        assert!(schedule("0 * * * *").is_ok());
+        assert!(schedule("*/30 8-18 * * MON-FRI").is_ok());
+        assert!(schedule("0 0 * * * *").is_err());
+        assert!(schedule("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn files_are_named_relative_to_the_config_directory() {
+        let name = |dir: &str, file: &str| display_name(Path::new(dir), Path::new(file));
+        assert_eq!(name("./config", "config/schemes/a.json"), "schemes/a.json");
+        assert_eq!(name("config", "./config/schemes/a.json"), "schemes/a.json");
+        assert_eq!(name(".", "ferry.toml"), "ferry.toml");
+        assert_eq!(name("/etc/ferry", "/etc/ferry/ferry.toml"), "ferry.toml");
+        assert_eq!(
+            name("/etc/ferry", "/srv/schemes/a.json"),
+            "/srv/schemes/a.json"
+        );
+    }
+
+    #[test]
+    fn names_and_zones() {
+        assert!(is_scheme_name("yida-refunds_to-mysql2"));
+        assert!(!is_scheme_name("退款"));
+        assert!(!is_scheme_name("a.b"));
+        assert!(!is_scheme_name(""));
+        assert!(timezone("Asia/Shanghai").is_ok());
+        assert!(timezone("Asia/Shangai").is_err());
+    }
+}

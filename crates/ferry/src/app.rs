@@ -1,0 +1,115 @@
+//! What every role starts from: the loaded configuration, the selected schemes, and handles on
+//! the broker and the state database, opened on demand.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use ferry_bus::{Bus, Topology};
+use ferry_core::config::Connection;
+use ferry_core::load::{Loaded, LoadedScheme};
+use ferry_state::State;
+
+use crate::cli::SchemeFilter;
+
+/// Attempts before a transiently failing batch is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+pub struct App {
+    pub loaded: Arc<Loaded>,
+    pub amqp_url: String,
+    pub state_url: String,
+}
+
+impl App {
+    /// Load and validate the configuration; problems are printed one per line.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<App> {
+        let env = |name: &str| std::env::var(name).ok();
+        let loaded = match ferry_core::load::load(path, &env) {
+            Ok(loaded) => loaded,
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                let errors = problems.iter().filter(|p| p.is_error()).count();
+                bail!(
+                    "{}: {errors} configuration error(s); run `ferry lint` for the full list",
+                    path.display()
+                );
+            }
+        };
+        // Explicit environment beats the file, so one image serves every deployment.
+        let amqp_url =
+            env("FERRY_AMQP_URL").unwrap_or_else(|| loaded.config.broker.url.expose().to_string());
+        let state_url =
+            env("FERRY_STATE_URL").unwrap_or_else(|| loaded.config.state.url.expose().to_string());
+        Ok(App {
+            loaded: Arc::new(loaded),
+            amqp_url,
+            state_url,
+        })
+    }
+
+    /// The schemes a command applies to: the named ones, or all.
+    pub fn schemes(&self, filter: &SchemeFilter) -> anyhow::Result<Vec<LoadedScheme>> {
+        if filter.schemes.is_empty() {
+            return Ok(self.loaded.schemes.clone());
+        }
+        filter
+            .schemes
+            .iter()
+            .map(|name| {
+                self.loaded.scheme(name).cloned().with_context(|| {
+                    let known: Vec<&str> = self
+                        .loaded
+                        .schemes
+                        .iter()
+                        .map(|s| s.scheme.name.as_str())
+                        .collect();
+                    format!("no scheme named `{name}` (known: {})", known.join(", "))
+                })
+            })
+            .collect()
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.loaded.config.connections.get(name)
+    }
+
+    pub async fn state(&self) -> anyhow::Result<State> {
+        State::connect(&self.state_url)
+            .await
+            .context("cannot open the state database (FERRY_STATE_URL / [state] url)")
+    }
+
+    pub async fn bus(&self, role: &str) -> anyhow::Result<Bus> {
+        Bus::connect(
+            &self.amqp_url,
+            &format!("ferry-{role}-{}", std::process::id()),
+        )
+        .await
+        .context("cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url)")
+    }
+
+    /// The queues of a scheme: single active consumer on the load queue for rate-limited
+    /// targets (the robot), so the limit holds whatever the number of loader replicas.
+    pub fn topology(&self, scheme: &LoadedScheme) -> Topology {
+        let broker = &self.loaded.config.broker;
+        let robot = matches!(
+            self.connection(&scheme.scheme.target.connection),
+            Some(Connection::DingTalkRobot(_))
+        );
+        Topology {
+            delivery_limit: broker.delivery_limit,
+            retry_delays_secs: broker.retry_delays_secs.clone(),
+            single_active_load: robot,
+        }
+    }
+
+    /// Declare the queues of every given scheme (idempotent).
+    pub async fn declare(&self, bus: &Bus, schemes: &[LoadedScheme]) -> anyhow::Result<()> {
+        for s in schemes {
+            bus.declare(&s.scheme.name, &self.topology(s)).await?;
+        }
+        Ok(())
+    }
+}

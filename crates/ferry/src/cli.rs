@@ -1,0 +1,231 @@
+//! The command line. Every role DESIGN.md names is a subcommand; the flags here are the contract
+//! that docker-compose.yml, the README and the tests rely on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move records from SaaS APIs and MySQL into MySQL and DingTalk through RabbitMQ: nothing missed, nothing written twice.",
+    long_about = "Ferry runs integration schemes (config/schemes/*.json): `extract` pages through a source and \
+publishes batches to RabbitMQ, `transform` applies the scheme's mapping, `load` writes to the target and \
+acknowledges only what was written. Failed records land in dead-letter queues; `replay` moves them back.\n\n\
+Environment: FERRY_CONFIG, FERRY_AMQP_URL, FERRY_STATE_URL, FERRY_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT), \
+FERRY_METRICS_ADDR, FERRY_LOG (a tracing filter, default info), FERRY_LOG_FORMAT (text|json)."
+)]
+pub struct Cli {
+    /// The main configuration file; schemes are found relative to it.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CONFIG",
+        default_value = "config/ferry.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9100) in long-running roles.
+    #[arg(long, global = true, env = "FERRY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Log line format.
+    #[arg(long, global = true, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Page through sources on each scheme's cron schedule (or once) and publish batches.
+    Extract(ExtractArgs),
+    /// Consume ferry.<scheme>.transform, apply the mapping, publish to ferry.<scheme>.load.
+    Transform(WorkerArgs),
+    /// Consume ferry.<scheme>.load and write to the target; acknowledge only what was written.
+    Load(WorkerArgs),
+    /// Extract, transform and load in one process (for a single machine, tests and demos).
+    Run(RunArgs),
+    /// Move dead letters back to their work queue.
+    Replay(ReplayArgs),
+    /// Per scheme: queue depths, dead letters, checkpoint, last runs.
+    Status(StatusArgs),
+    /// Check the configuration and every scheme without touching any service.
+    Lint,
+    /// Show what the target would receive for sample source records, touching no service.
+    Preview(PreviewArgs),
+    /// Run local simulators of the vendor APIs (DingTalk, Yida, Jushuitan, OKKI, Kingdee).
+    // Boxed: its options are far larger than any other command's (clippy::large_enum_variant).
+    Sandbox(Box<SandboxArgs>),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SchemeFilter {
+    /// Only these schemes (repeatable); default: every scheme in the configuration.
+    #[arg(long = "scheme", value_name = "NAME")]
+    pub schemes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub filter: SchemeFilter,
+    /// Run every selected scheme once now and exit, instead of following the schedules.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub filter: SchemeFilter,
+    /// Concurrent consumers per scheme in this process.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub filter: SchemeFilter,
+    /// Run every selected scheme once, wait until everything published is loaded or
+    /// dead-lettered, print a summary and exit (0 on success, 1 on a fatal error).
+    #[arg(long)]
+    pub once: bool,
+    /// Concurrent consumers per scheme and stage.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// With --once: give up (exit 1) if the run has not settled after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StageArg {
+    Transform,
+    Load,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scheme whose dead letters to move.
+    #[arg(long)]
+    pub scheme: String,
+    /// Which stage's dead-letter queue; default both.
+    #[arg(long, value_enum)]
+    pub stage: Option<StageArg>,
+    /// Move at most this many dead letters (per stage).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// List what would move, move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub filter: SchemeFilter,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The scheme to preview.
+    #[arg(long)]
+    pub scheme: String,
+    /// A JSON file holding an array of source records (or one record), or `-` for standard input.
+    #[arg(long)]
+    pub input: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(flatten)]
+    pub options: ferry_sandbox::SandboxOptions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each ferry service in docker-compose.yml: (service, command args).
+    fn compose_ferry_commands() -> Vec<(String, Vec<String>)> {
+        let compose = include_str!("../../../docker-compose.yml");
+        let mut services: Vec<(String, bool, Option<Vec<String>>)> = Vec::new();
+        let mut in_services = false;
+        for line in compose.lines() {
+            if line.starts_with("services:") {
+                in_services = true;
+                continue;
+            }
+            if !in_services {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let text = line.trim();
+            if indent == 2 && text.ends_with(':') {
+                services.push((text.trim_end_matches(':').to_string(), false, None));
+            } else if let Some(current) = services.last_mut() {
+                if text.contains("*ferry") || text == "image: ferry:latest" {
+                    current.1 = true;
+                }
+                if let Some(args) = text.strip_prefix("command:") {
+                    current.2 = Some(
+                        serde_json::from_str(args.trim())
+                            .expect("command is a JSON-style flow array"),
+                    );
+                }
+            }
+        }
+        services
+            .into_iter()
+            .filter(|(_, is_ferry, _)| *is_ferry)
+            .map(|(name, _, cmd)| {
+                (
+                    name.clone(),
+                    cmd.unwrap_or_else(|| panic!("service {name} has no command")),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_compose_service_command_parses_with_this_cli() {
+        let commands = compose_ferry_commands();
+        let names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["sandbox", "extractor", "transformer", "loader"]);
+        for (service, args) in &commands {
+            let argv = std::iter::once("ferry".to_string()).chain(args.iter().cloned());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!(
+                    "docker-compose.yml service `{service}`: `ferry {}` does not parse:\n{e}",
+                    args.join(" ")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_image_runs_the_ferry_binary() {
+        let dockerfile = include_str!("../../../Dockerfile");
+        assert!(dockerfile.contains(r#"ENTRYPOINT ["ferry"]"#));
+        assert!(dockerfile.contains("cargo build --release --locked --bin ferry"));
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,155 @@
+//! The `ferry` binary: parse the command line, load the configuration, start telemetry, and
+//! hand over to the role or command. Everything else lives in the modules below.
+
+mod app;
+mod cli;
+mod commands;
+mod connections;
+mod metrics;
+mod roles;
+mod shutdown;
+mod telemetry;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ferry_bus::Stage;
+
+use crate::app::App;
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest and sqlx use rustls with the ring provider; install it once for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match run(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ferry: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Commands that touch no service and need no telemetry.
+    match &cli.command {
+        Command::Lint => {
+            return Ok(if commands::lint(&cli.config)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Preview(_) => {
+            let Command::Preview(args) = cli.command else {
+                unreachable!()
+            };
+            return Ok(if commands::preview(&cli.config, args)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        _ => {}
+    }
+
+    let (trigger, shutdown) = shutdown::channel();
+    trigger.on_signals();
+
+    if let Command::Sandbox(args) = cli.command {
+        let telemetry = telemetry::init(cli.log_format, "ferry-sandbox", None, "info");
+        let result = commands::sandbox(*args, shutdown).await;
+        telemetry.shutdown();
+        return result.map(|()| ExitCode::SUCCESS);
+    }
+
+    let app = Arc::new(App::load(&cli.config)?);
+    let telemetry_cfg = &app.loaded.config.telemetry;
+    let quiet = matches!(cli.command, Command::Status(_) | Command::Replay(_));
+    let telemetry = telemetry::init(
+        cli.log_format,
+        &telemetry_cfg.service_name,
+        telemetry_cfg.otlp_endpoint.as_deref(),
+        if quiet { "warn" } else { "info" },
+    );
+    let metrics_addr = cli
+        .metrics_addr
+        .clone()
+        .or_else(|| telemetry_cfg.metrics_addr.clone());
+    let long_running = matches!(
+        &cli.command,
+        Command::Transform(_)
+            | Command::Load(_)
+            | Command::Extract(cli::ExtractArgs { once: false, .. })
+            | Command::Run(cli::RunArgs { once: false, .. })
+    );
+    if let (Some(addr), true) = (metrics_addr, long_running) {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(&addr, shutdown).await {
+                tracing::error!(error = %format!("{e:#}"), "metrics server stopped");
+            }
+        });
+    }
+
+    let result = match cli.command {
+        Command::Extract(args) => {
+            let schemes = app.schemes(&args.filter)?;
+            roles::run::extract(Arc::clone(&app), schemes, args.once, shutdown).await
+        }
+        Command::Transform(args) => {
+            let schemes = app.schemes(&args.filter)?;
+            roles::run::consume(
+                Arc::clone(&app),
+                schemes,
+                Stage::Transform,
+                args.workers,
+                shutdown,
+            )
+            .await
+        }
+        Command::Load(args) => {
+            let schemes = app.schemes(&args.filter)?;
+            roles::run::consume(
+                Arc::clone(&app),
+                schemes,
+                Stage::Load,
+                args.workers,
+                shutdown,
+            )
+            .await
+        }
+        Command::Run(args) => {
+            let schemes = app.schemes(&args.filter)?;
+            roles::run::run(
+                Arc::clone(&app),
+                schemes,
+                args.once,
+                args.workers,
+                Duration::from_secs(args.timeout_secs),
+                shutdown,
+            )
+            .await
+        }
+        Command::Replay(args) => commands::replay(Arc::clone(&app), args).await,
+        Command::Status(args) => commands::status(Arc::clone(&app), args).await,
+        Command::Lint | Command::Preview(_) | Command::Sandbox(_) => unreachable!("handled above"),
+    };
+    telemetry.shutdown();
+    result.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,14 @@
+//! The pipeline roles. Each is a function of (app, schemes, shutdown) that returns when drained.
+//!
+//! - [`extract`]: sources to `ferry.<scheme>.transform`, on schedules or once.
+//! - [`transform`]: mapping, `ferry.<scheme>.transform` to `ferry.<scheme>.load`.
+//! - [`load`]: `ferry.<scheme>.load` to the target.
+//! - [`worker`]: the consume loop both consuming stages share, where the ack / retry /
+//!   dead-letter / stop decision is made from the error class.
+//! - [`run`]: all three in one process; `--once` waits until the runs settle.
+
+pub mod extract;
+pub mod load;
+pub mod run;
+pub mod transform;
+pub mod worker;

@@ -1,0 +1,419 @@
+//! Starting the consuming stages, and `ferry run`: all three roles in one process.
+//!
+//! `ferry run --once` starts transform and load workers, runs every selected scheme's extraction
+//! once, then waits until each run has settled (every extracted record written, skipped as
+//! already written, or dead-lettered), prints a summary and stops its workers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ferry_bus::{Bus, BusError, Stage};
+use ferry_core::FerryError;
+use ferry_core::load::LoadedScheme;
+use ferry_state::{RunSummary, State};
+use tokio::task::JoinSet;
+
+use super::extract::{Extracted, Extractor};
+use super::load::LoadHandler;
+use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
+use super::worker::{Handler, Stopped, Worker};
+use crate::app::App;
+use crate::connections::Connections;
+use crate::shutdown::{self, Shutdown};
+
+/// The shared handles every role uses.
+pub struct Pipeline {
+    pub app: Arc<App>,
+    pub bus: Arc<Bus>,
+    pub state: State,
+    pub connections: Arc<Connections>,
+}
+
+/// A worker's end: which scheme, and how it stopped.
+pub type WorkerEnd = (String, Stage, Result<Stopped, BusError>);
+
+impl Pipeline {
+    pub async fn connect(
+        app: Arc<App>,
+        role: &str,
+        schemes: &[LoadedScheme],
+    ) -> anyhow::Result<Pipeline> {
+        let state = app.state().await?;
+        let bus = Arc::new(app.bus(role).await?);
+        app.declare(&bus, schemes).await?;
+        let connections = Arc::new(Connections::new(Arc::clone(&app), state.clone()));
+        Ok(Pipeline {
+            app,
+            bus,
+            state,
+            connections,
+        })
+    }
+
+    async fn handler(
+        &self,
+        scheme: &LoadedScheme,
+        stage: Stage,
+    ) -> Result<Arc<dyn Handler>, FerryError> {
+        Ok(match stage {
+            Stage::Transform => {
+                let publisher = self
+                    .bus
+                    .publisher()
+                    .await
+                    .map_err(|e| FerryError::transient(format!("RabbitMQ: {e}")))?;
+                Arc::new(TransformHandler {
+                    transformer: Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH)?,
+                    publisher,
+                })
+            }
+            Stage::Load => Arc::new(LoadHandler {
+                sink: self.connections.open_sink(scheme).await?,
+            }),
+        })
+    }
+
+    /// Start `workers` consumers per scheme for `stage`. A scheme whose handler cannot be built
+    /// (a configuration error) is reported and left out; its messages stay queued.
+    pub async fn spawn_workers(
+        &self,
+        schemes: &[LoadedScheme],
+        stage: Stage,
+        workers: u16,
+        shutdown: &Shutdown,
+        tasks: &mut JoinSet<WorkerEnd>,
+    ) -> Vec<(String, FerryError)> {
+        let prefetch = self.app.loaded.config.broker.prefetch;
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry".into());
+        let mut refused = Vec::new();
+        for scheme in schemes {
+            let name = scheme.scheme.name.clone();
+            let handler = match self.handler(scheme, stage).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(scheme = %name, stage = stage.as_str(), error = %e, "cannot start this stage for the scheme");
+                    refused.push((name, e));
+                    continue;
+                }
+            };
+            for i in 0..workers {
+                let worker = Worker {
+                    bus: Arc::clone(&self.bus),
+                    state: self.state.clone(),
+                    scheme: name.clone(),
+                    stage,
+                    prefetch,
+                    handler: Arc::clone(&handler),
+                };
+                let tag = format!("ferry-{}-{host}-{}-{i}", stage.as_str(), std::process::id());
+                let shutdown = shutdown.clone();
+                let name = name.clone();
+                tasks.spawn(async move { (name, stage, worker.run(tag, shutdown).await) });
+            }
+        }
+        refused
+    }
+}
+
+/// Wait for workers to end; a lost broker connection is fatal (the supervisor restarts us).
+pub async fn join_workers(
+    tasks: &mut JoinSet<WorkerEnd>,
+) -> anyhow::Result<Vec<(String, FerryError)>> {
+    let mut stopped = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        record_end(joined, &mut stopped)?;
+    }
+    Ok(stopped)
+}
+
+/// Note how a worker ended: a configuration stop joins `stopped`; a lost broker is an error.
+fn record_end(
+    joined: Result<WorkerEnd, tokio::task::JoinError>,
+    stopped: &mut Vec<(String, FerryError)>,
+) -> anyhow::Result<()> {
+    let (scheme, stage, result) = joined.context("a worker task panicked")?;
+    match result {
+        Ok(Stopped::Drained) => Ok(()),
+        Ok(Stopped::Config(e)) => {
+            stopped.push((scheme, e));
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(e))
+            .with_context(|| format!("{scheme} {} worker: RabbitMQ failed", stage.as_str())),
+    }
+}
+
+/// `ferry transform` / `ferry load`: consume until shutdown.
+pub async fn consume(
+    app: Arc<App>,
+    schemes: Vec<LoadedScheme>,
+    stage: Stage,
+    workers: u16,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let pipeline = Pipeline::connect(app, stage.as_str(), &schemes).await?;
+    let mut tasks = JoinSet::new();
+    let refused = pipeline
+        .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
+        .await;
+    watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, shutdown.clone());
+    crate::metrics::global().set_ready(true);
+    tracing::info!(
+        stage = stage.as_str(),
+        schemes = schemes.len() - refused.len(),
+        workers,
+        "consuming"
+    );
+    let stopped = join_workers(&mut tasks).await?;
+    crate::metrics::global().set_ready(false);
+    let failed = refused.len() + stopped.len();
+    if failed > 0 && failed >= schemes.len() {
+        anyhow::bail!("every scheme stopped on a configuration error (see above)");
+    }
+    Ok(())
+}
+
+/// Seconds between queue-depth samples for the `ferry_queue_messages` gauge.
+pub const QUEUE_DEPTH_EVERY_SECS: u64 = 5;
+
+/// Sample the schemes' queue depths into the metrics until shutdown.
+fn watch_queue_depths(bus: Arc<Bus>, schemes: &[LoadedScheme], mut shutdown: Shutdown) {
+    let names: Vec<String> = schemes.iter().map(|s| s.scheme.name.clone()).collect();
+    tokio::spawn(async move {
+        loop {
+            for scheme in &names {
+                if let Ok(depths) = bus.queue_depths(scheme).await {
+                    for q in depths.iter().filter(|q| q.exists) {
+                        crate::metrics::global().set_queue_depth(
+                            scheme,
+                            &q.queue,
+                            u64::from(q.messages),
+                        );
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(Duration::from_secs(QUEUE_DEPTH_EVERY_SECS)) => {}
+            }
+        }
+    });
+}
+
+/// `ferry extract [--once]`.
+pub async fn extract(
+    app: Arc<App>,
+    schemes: Vec<LoadedScheme>,
+    once: bool,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let pipeline = Pipeline::connect(app, "extract", &schemes).await?;
+    let extractor = Arc::new(Extractor::new(
+        Arc::clone(&pipeline.bus),
+        pipeline.state.clone(),
+        Arc::clone(&pipeline.connections),
+    ));
+    crate::metrics::global().set_ready(true);
+    if !once {
+        extractor.follow_schedules(schemes, shutdown).await;
+        return Ok(());
+    }
+    let mut failures = 0;
+    for scheme in &schemes {
+        match extractor.run_once(scheme, &shutdown).await {
+            Ok(Some(x)) => println!(
+                "{}: extracted {} records in {} pages ({:.1} s), run {}",
+                x.scheme, x.records, x.pages, x.seconds, x.run_id
+            ),
+            Ok(None) => println!(
+                "{}: skipped, another extractor is running it",
+                scheme.scheme.name
+            ),
+            Err(e) => {
+                failures += 1;
+                eprintln!(
+                    "{}: extraction failed ({}): {e}",
+                    scheme.scheme.name,
+                    e.class()
+                );
+            }
+        }
+    }
+    anyhow::ensure!(failures == 0, "{failures} scheme(s) failed to extract");
+    Ok(())
+}
+
+/// `ferry run`: all roles in one process.
+pub async fn run(
+    app: Arc<App>,
+    schemes: Vec<LoadedScheme>,
+    once: bool,
+    workers: u16,
+    timeout: Duration,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let pipeline = Pipeline::connect(app, "run", &schemes).await?;
+    // The workers stop on our own trigger (after --once settles) or on a signal.
+    let (stop_workers, worker_shutdown) = shutdown::channel();
+    {
+        let (stop, mut outer) = (stop_workers.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            outer.wait().await;
+            stop.fire();
+        });
+    }
+    let mut tasks = JoinSet::new();
+    let mut refused = pipeline
+        .spawn_workers(
+            &schemes,
+            Stage::Transform,
+            workers,
+            &worker_shutdown,
+            &mut tasks,
+        )
+        .await;
+    refused.extend(
+        pipeline
+            .spawn_workers(&schemes, Stage::Load, workers, &worker_shutdown, &mut tasks)
+            .await,
+    );
+    watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
+    crate::metrics::global().set_ready(true);
+    let extractor = Arc::new(Extractor::new(
+        Arc::clone(&pipeline.bus),
+        pipeline.state.clone(),
+        Arc::clone(&pipeline.connections),
+    ));
+
+    if !once {
+        let schedules = tokio::spawn(
+            Arc::clone(&extractor).follow_schedules(schemes.clone(), worker_shutdown.clone()),
+        );
+        let stopped = join_workers(&mut tasks).await?;
+        let _ = schedules.await;
+        for (scheme, e) in stopped {
+            eprintln!("{scheme}: stopped: {e}");
+        }
+        return Ok(());
+    }
+
+    let blocked: HashMap<String, String> = refused
+        .iter()
+        .map(|(s, e)| (s.clone(), e.to_string()))
+        .collect();
+    let mut extracted: Vec<(LoadedScheme, Result<Option<Extracted>, FerryError>)> = Vec::new();
+    for scheme in &schemes {
+        if let Some(reason) = blocked.get(&scheme.scheme.name) {
+            extracted.push((scheme.clone(), Err(FerryError::config(reason.clone()))));
+            continue;
+        }
+        let result = extractor.run_once(scheme, &shutdown).await;
+        extracted.push((scheme.clone(), result));
+    }
+
+    let deadline = Instant::now() + timeout;
+    let settled =
+        wait_until_settled(&pipeline.state, &extracted, &mut tasks, deadline, &shutdown).await;
+    stop_workers.fire();
+    let stopped = join_workers(&mut tasks).await?;
+    let (settled, mut stopped_early) = settled?;
+    stopped_early.extend(stopped);
+    let stopped = stopped_early;
+
+    let mut fatal = 0;
+    for (scheme, result) in &extracted {
+        let name = &scheme.scheme.name;
+        match result {
+            Ok(Some(x)) => match settled.get(&x.run_id) {
+                Some(run) => println!("{}", summary_line(name, x, run)),
+                None => {
+                    fatal += 1;
+                    println!("{name}: did not settle");
+                }
+            },
+            Ok(None) => println!("{name}: skipped, another extractor is running it"),
+            Err(e) => {
+                fatal += 1;
+                println!("{name}: failed ({}): {e}", e.class());
+            }
+        }
+    }
+    for (scheme, e) in &stopped {
+        fatal += 1;
+        println!("{scheme}: stopped: {e}");
+    }
+    anyhow::ensure!(fatal == 0, "{fatal} scheme(s) failed");
+    Ok(())
+}
+
+fn summary_line(name: &str, x: &Extracted, run: &RunSummary) -> String {
+    let secs = run
+        .finished_at
+        .map(|f| (f - run.started_at).num_milliseconds() as f64 / 1000.0)
+        .unwrap_or(x.seconds)
+        .max(0.001);
+    format!(
+        "{name}: {} pages, {} records, {} written, {} skipped, {} dead-lettered in {:.1} s ({:.0} records/s)",
+        run.pages,
+        run.records,
+        run.written,
+        run.skipped,
+        run.dead,
+        secs,
+        run.records as f64 / secs
+    )
+}
+
+/// Poll the runs until each is `done`. A scheme whose worker stopped on a configuration error
+/// cannot settle, so it stops the wait for that scheme; a lost broker ends the wait.
+async fn wait_until_settled(
+    state: &State,
+    extracted: &[(LoadedScheme, Result<Option<Extracted>, FerryError>)],
+    tasks: &mut JoinSet<WorkerEnd>,
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(HashMap<String, RunSummary>, Vec<(String, FerryError)>)> {
+    let runs: Vec<&Extracted> = extracted
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().and_then(|x| x.as_ref()))
+        .collect();
+    let mut done = HashMap::new();
+    let mut stopped: Vec<(String, FerryError)> = Vec::new();
+    let mut last_progress = Instant::now();
+    loop {
+        while let Some(joined) = tasks.try_join_next() {
+            record_end(joined, &mut stopped)?;
+        }
+        let report = last_progress.elapsed() >= Duration::from_secs(5);
+        if report {
+            last_progress = Instant::now();
+        }
+        let mut waiting = 0;
+        for x in &runs {
+            if done.contains_key(&x.run_id) || stopped.iter().any(|(s, _)| s == &x.scheme) {
+                continue;
+            }
+            match state.run(&x.run_id).await? {
+                Some(run) if run.status == "done" => {
+                    done.insert(x.run_id.clone(), run);
+                }
+                Some(run) => {
+                    waiting += 1;
+                    if report {
+                        tracing::info!(scheme = %x.scheme, settled = run.settled(), records = run.records, "loading");
+                    }
+                }
+                None => waiting += 1,
+            }
+        }
+        if waiting == 0 || shutdown.is_set() {
+            return Ok((done, stopped));
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("runs did not settle before --timeout-secs; see `ferry status`");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,132 @@
+//! `ferry transform`: apply the scheme's mapping to every record of a page and publish the
+//! rendered records to the load queue, in batches of the target's `batch_size`.
+//!
+//! Per record: `formatResponse` renames and converts the source fields, then the target's
+//! request tree is rendered against the record. A record that fails either step is dead-lettered
+//! alone with its field path; the rest of the page moves on.
+
+use async_trait::async_trait;
+use chrono_tz::Tz;
+use ferry_bus::{Headers, Publisher, Stage, names};
+use ferry_core::load::LoadedScheme;
+use ferry_core::mapping::{Mapper, apply_format_response};
+use ferry_core::template::Context;
+use ferry_core::{Envelope, FerryError, Record};
+
+use super::worker::{Handled, Handler};
+
+/// Records per load message when the target does not say (`metadata.batch_size`).
+pub const DEFAULT_LOAD_BATCH: usize = 500;
+
+/// A scheme's mapping, ready to apply: shared by the transform stage and `ferry preview`.
+pub struct Transformer {
+    scheme: LoadedScheme,
+    mapper: Mapper,
+    tz: Tz,
+    batch_size: usize,
+}
+
+impl Transformer {
+    pub fn new(scheme: LoadedScheme, default_batch: usize) -> Result<Transformer, FerryError> {
+        let target = &scheme.scheme.target.metadata;
+        let mapper = Mapper::new(target).map_err(|problems| {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|(path, msg)| format!("target.metadata.{path}: {msg}"))
+                .collect();
+            FerryError::config(list.join("; "))
+        })?;
+        let tz: Tz = scheme.scheme.timezone.parse().map_err(|_| {
+            FerryError::config(format!(
+                "timezone: `{}` is not an IANA time zone",
+                scheme.scheme.timezone
+            ))
+        })?;
+        let batch_size = target.batch_size.unwrap_or(default_batch).max(1);
+        Ok(Transformer {
+            scheme,
+            mapper,
+            tz,
+            batch_size,
+        })
+    }
+
+    /// Map one record: formatResponse, then the request tree.
+    pub fn map_record(
+        &self,
+        record: &Record,
+        now: chrono::DateTime<Tz>,
+    ) -> Result<Record, FerryError> {
+        let mut data = record.data.clone();
+        apply_format_response(
+            &self.scheme.scheme.source.metadata.format_response,
+            &mut data,
+            self.tz,
+        )
+        .map_err(|e| e.with_record_id(&record.id))?;
+        let shaped = Record {
+            id: record.id.clone(),
+            data,
+        };
+        self.mapper.map(&shaped, &Context::new(now, self.tz))
+    }
+}
+
+/// The transform stage: map, then publish to the load queue.
+pub struct TransformHandler {
+    pub transformer: Transformer,
+    pub publisher: Publisher,
+}
+
+#[async_trait]
+impl Handler for TransformHandler {
+    async fn handle(
+        &self,
+        envelope: &Envelope,
+        headers: &Headers,
+        trace: &opentelemetry::Context,
+    ) -> Result<Handled, FerryError> {
+        let t = &self.transformer;
+        let now = chrono::Utc::now().with_timezone(&t.tz);
+        let mut mapped = Vec::with_capacity(envelope.records.len());
+        let mut failed = Vec::new();
+        for record in &envelope.records {
+            match t.map_record(record, now) {
+                Ok(r) => mapped.push(r),
+                Err(e @ FerryError::Config { .. }) => return Err(e),
+                Err(e) => failed.push((record.clone(), e.with_record_id(&record.id))),
+            }
+        }
+        let passed = mapped.len() as u64;
+        if !mapped.is_empty() {
+            let name = &t.scheme.scheme.name;
+            let mut out_headers = Headers::new(name, &envelope.run_id, Stage::Load);
+            out_headers.replays = headers.replays;
+            ferry_bus::trace::inject(trace, &mut out_headers);
+            let mut batches = Vec::new();
+            let mut records = mapped.into_iter().peekable();
+            while records.peek().is_some() {
+                let chunk: Vec<Record> = records.by_ref().take(t.batch_size).collect();
+                batches.push((
+                    Envelope {
+                        scheme: name.clone(),
+                        run_id: envelope.run_id.clone(),
+                        seq: envelope.seq,
+                        records: chunk,
+                    },
+                    out_headers.clone(),
+                ));
+            }
+            self.publisher
+                .publish_many(&names::work_queue(name, Stage::Load), &batches)
+                .await
+                .map_err(|e| FerryError::transient(format!("publishing to the load queue: {e}")))?;
+        }
+        Ok(Handled {
+            passed,
+            skipped: 0,
+            failed,
+            final_stage: false,
+        })
+    }
+}

@@ -1,0 +1,373 @@
+//! The consume loop shared by `transform` and `load`.
+//!
+//! For every message: parse it, hand it to the stage's [`Handler`] inside a span that continues
+//! the message's trace, then settle it. This is the one place where the error class decides:
+//!
+//! | outcome                                  | what happens                                          |
+//! |------------------------------------------|-------------------------------------------------------|
+//! | handled, some records failed (`Record`)  | those records to the DLQ one by one, the rest passed on, ack |
+//! | whole batch failed, `Transient`          | to a retry queue (backoff), DLQ after the last attempt, ack |
+//! | whole batch failed, `Record`             | every record to the DLQ, ack                          |
+//! | `Config`                                 | message stays queued, this scheme stops, reported once |
+//! | body is not an envelope                  | to the DLQ with the parse error, ack                  |
+//!
+//! The original is acknowledged only after whatever replaces it was confirmed by the broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ferry_bus::{Bus, BusError, Headers, Incoming, Publisher, Routed, Stage, names};
+use ferry_core::{Envelope, ErrorClass, FerryError, Record};
+use ferry_state::State;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::app::MAX_ATTEMPTS;
+use crate::metrics;
+use crate::shutdown::Shutdown;
+
+/// What a stage did with one message.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// Records passed on (published to the next stage, or written).
+    pub passed: u64,
+    /// Records already written (idCheck, ledger, duplicates in the batch).
+    pub skipped: u64,
+    /// Records that failed on their own.
+    pub failed: Vec<(Record, FerryError)>,
+    /// Whether `passed` records reached their final state here (load) or move on (transform).
+    pub final_stage: bool,
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// Process one envelope. `Err` means nothing of it was done. `trace` is the context of the
+    /// message's span, for whatever the handler publishes.
+    async fn handle(
+        &self,
+        envelope: &Envelope,
+        headers: &Headers,
+        trace: &opentelemetry::Context,
+    ) -> Result<Handled, FerryError>;
+}
+
+/// Why a worker stopped.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Shutdown was requested and everything in flight was settled.
+    Drained,
+    /// The scheme is misconfigured; its messages stay queued.
+    Config(FerryError),
+}
+
+pub struct Worker {
+    pub bus: Arc<Bus>,
+    pub state: State,
+    pub scheme: String,
+    pub stage: Stage,
+    pub prefetch: u16,
+    pub handler: Arc<dyn Handler>,
+}
+
+impl Worker {
+    pub async fn run(self, tag: String, mut shutdown: Shutdown) -> Result<Stopped, BusError> {
+        let queue = names::work_queue(&self.scheme, self.stage);
+        let publisher = self.bus.publisher().await?;
+        let mut consumer = self.bus.consume(&queue, self.prefetch, &tag).await?;
+        tracing::debug!(queue = %queue, tag = %tag, "consuming");
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                next = consumer.next() => next?,
+            };
+            let Some(incoming) = next else { break };
+            if let Some(stop) = self.process(&publisher, incoming).await? {
+                let _ = consumer.cancel().await;
+                return Ok(stop);
+            }
+        }
+        let _ = consumer.cancel().await;
+        Ok(Stopped::Drained)
+    }
+
+    /// Settle one message; `Some` when the worker must stop.
+    async fn process(
+        &self,
+        publisher: &Publisher,
+        incoming: Incoming,
+    ) -> Result<Option<Stopped>, BusError> {
+        let scheme = self.scheme.as_str();
+        let stage_name = self.stage.as_str();
+        let envelope = match &incoming.envelope {
+            Ok(envelope) => envelope,
+            Err(reason) => {
+                tracing::warn!(scheme, stage = stage_name, %reason, "unreadable message dead-lettered");
+                self.bus
+                    .route_invalid(publisher, scheme, self.stage, &incoming)
+                    .await?;
+                metrics::global().add(metrics::DEAD_LETTERS, scheme, stage_name, 1);
+                settled(incoming.ack().await)?;
+                return Ok(None);
+            }
+        };
+        let span = tracing::info_span!(
+            "ferry.stage",
+            otel.name = %format!("{stage_name} {scheme}"),
+            scheme,
+            stage = stage_name,
+            run = %envelope.run_id,
+            seq = envelope.seq,
+            records = envelope.records.len(),
+            attempt = incoming.headers.attempt,
+            trace_id = tracing::field::Empty,
+        );
+        let _ = span.set_parent(ferry_bus::trace::extract(&incoming.headers));
+        crate::telemetry::record_trace_id(&span);
+        let started = Instant::now();
+        metrics::global().add(
+            metrics::RECORDS_IN,
+            scheme,
+            stage_name,
+            envelope.records.len() as u64,
+        );
+        let trace = span.context();
+        let result = self
+            .handler
+            .handle(envelope, &incoming.headers, &trace)
+            .instrument(span.clone())
+            .await;
+        metrics::global().observe_batch(scheme, stage_name, started.elapsed().as_secs_f64());
+
+        let (written, skipped, dead) = match result {
+            Ok(handled) => {
+                let mut dead = 0;
+                if !handled.failed.is_empty() {
+                    let routed = self
+                        .bus
+                        .route_record_failures(
+                            publisher,
+                            scheme,
+                            self.stage,
+                            envelope,
+                            &incoming.headers,
+                            &handled.failed,
+                            MAX_ATTEMPTS,
+                        )
+                        .instrument(span.clone())
+                        .await?;
+                    dead = dead_count(&routed);
+                    let m = metrics::global();
+                    m.add(
+                        metrics::RECORDS_FAILED,
+                        scheme,
+                        stage_name,
+                        handled.failed.len() as u64,
+                    );
+                    m.add(metrics::DEAD_LETTERS, scheme, stage_name, dead);
+                    if routed.iter().any(|r| matches!(r, Routed::Retried { .. })) {
+                        m.add(metrics::RETRIES, scheme, stage_name, 1);
+                    }
+                }
+                if !settled(incoming.ack().await)? {
+                    // Redelivered, so counted when it settles then.
+                    return Ok(None);
+                }
+                metrics::global().add(metrics::RECORDS_OUT, scheme, stage_name, handled.passed);
+                metrics::global().add(
+                    metrics::RECORDS_SKIPPED,
+                    scheme,
+                    stage_name,
+                    handled.skipped,
+                );
+                // Records passed on by the transform settle later, in the load.
+                let written = if handled.final_stage {
+                    handled.passed
+                } else {
+                    0
+                };
+                (written, handled.skipped, dead)
+            }
+            Err(err) if err.class() == ErrorClass::Config => {
+                tracing::error!(
+                    scheme,
+                    stage = stage_name,
+                    error = %err,
+                    "configuration error: this scheme stops consuming; its messages stay queued. \
+                     Fix the scheme or connection and restart"
+                );
+                // Put it back as a new message rather than nack-requeue it: a quorum queue counts
+                // every requeue against the delivery limit, and a misconfigured scheme restarted
+                // a few times must not dead-letter good messages.
+                let queue = names::work_queue(scheme, self.stage);
+                match publisher.publish(&queue, envelope, &incoming.headers).await {
+                    Ok(()) => {
+                        settled(incoming.ack().await)?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not put the message back; requeueing it instead");
+                        settled(incoming.nack_requeue().await)?;
+                    }
+                }
+                return Ok(Some(Stopped::Config(err)));
+            }
+            Err(err) => {
+                let routed = self
+                    .bus
+                    .route_failure(
+                        publisher,
+                        scheme,
+                        self.stage,
+                        envelope,
+                        &incoming.headers,
+                        &err,
+                        MAX_ATTEMPTS,
+                    )
+                    .instrument(span.clone())
+                    .await?;
+                if !settled(incoming.ack().await)? {
+                    // Redelivered, so counted when it settles then.
+                    return Ok(None);
+                }
+                match &routed {
+                    Routed::Retried {
+                        delay_secs,
+                        attempt,
+                        ..
+                    } => {
+                        metrics::global().add(metrics::RETRIES, scheme, stage_name, 1);
+                        tracing::warn!(scheme, stage = stage_name, attempt, delay_secs, error = %err, "batch failed; retrying later");
+                        (0, 0, 0)
+                    }
+                    Routed::DeadLettered { records, .. } => {
+                        metrics::global().add(
+                            metrics::DEAD_LETTERS,
+                            scheme,
+                            stage_name,
+                            *records as u64,
+                        );
+                        (0, 0, *records as u64)
+                    }
+                }
+            }
+        };
+        let key = batch_key(self.stage, envelope);
+        settle(
+            &self.state,
+            &envelope.run_id,
+            &key,
+            (written, skipped, dead),
+        )
+        .await;
+        Ok(None)
+    }
+}
+
+/// Whether a settlement went through. One that failed because the channel died (a broker restart,
+/// a network cut) is not fatal: the broker delivers the message again to the recovered consumer,
+/// and the stages downstream are idempotent. Ending the worker on it, as `?` did, made every
+/// broker restart take the whole process down.
+fn settled(result: Result<(), BusError>) -> Result<bool, BusError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(err @ BusError::SettleFailed { .. }) => {
+            tracing::warn!(error = %err, "settling a message failed; the broker will deliver it again");
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn dead_count(routed: &[Routed]) -> u64 {
+    routed
+        .iter()
+        .map(|r| match r {
+            Routed::DeadLettered { records, .. } => *records as u64,
+            Routed::Retried { .. } => 0,
+        })
+        .sum()
+}
+
+/// What identifies a message for counting: its stage, page and record ids. A redelivered message
+/// has the same key; a retried subset of a batch has its own.
+pub fn batch_key(stage: Stage, envelope: &Envelope) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(stage.as_str().as_bytes());
+    hash.update(envelope.seq.to_le_bytes());
+    for record in &envelope.records {
+        hash.update([0u8]);
+        hash.update(record.id.as_bytes());
+    }
+    ferry_core::sign::to_hex(&hash.finalize()[..16])
+}
+
+/// Count a message's settled records (written, skipped, dead) on its run, once per `key`. The
+/// count only drives `ferry run --once` and `ferry status`, so a state database outage is retried
+/// briefly and then logged, never allowed to block messages.
+pub async fn settle(
+    state: &State,
+    run_id: &str,
+    key: &str,
+    (written, skipped, dead): (u64, u64, u64),
+) {
+    for attempt in 0..5u32 {
+        match state.settle(run_id, key, written, skipped, dead).await {
+            Ok(()) => return,
+            Err(e) if attempt < 4 => {
+                tracing::debug!(error = %e, "counting settled records failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => tracing::warn!(run = run_id, error = %e, "could not count settled records"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(seq: u64, ids: &[&str]) -> Envelope {
+        Envelope {
+            scheme: "s".into(),
+            run_id: "r".into(),
+            seq,
+            records: ids
+                .iter()
+                .map(|id| Record {
+                    id: id.to_string(),
+                    data: json!({}),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_redelivered_batch_has_the_same_key_and_a_retried_subset_its_own() {
+        let key = batch_key(Stage::Load, &envelope(3, &["a", "b", "c"]));
+        assert_eq!(key.len(), 32);
+        assert_eq!(key, batch_key(Stage::Load, &envelope(3, &["a", "b", "c"])));
+        assert_ne!(
+            key,
+            batch_key(Stage::Load, &envelope(3, &["a", "b"])),
+            "a retried subset"
+        );
+        assert_ne!(
+            key,
+            batch_key(Stage::Transform, &envelope(3, &["a", "b", "c"])),
+            "another stage"
+        );
+        assert_ne!(
+            key,
+            batch_key(Stage::Load, &envelope(4, &["a", "b", "c"])),
+            "another page"
+        );
+        assert_ne!(
+            batch_key(Stage::Load, &envelope(1, &["ab", "c"])),
+            batch_key(Stage::Load, &envelope(1, &["a", "bc"])),
+            "ids are separated"
+        );
+    }
+}

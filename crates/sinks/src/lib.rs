@@ -1,0 +1,81 @@
+//! # ferry-sinks
+//!
+//! Where records go. A [`Sink`] writes one batch of mapped records (the rendered target request
+//! trees) and reports, per record, what happened: written, skipped as already written, or failed
+//! with a classified error. A whole-batch error (the database went away, the table is missing)
+//! comes back as `Err`, and nothing of the batch counts as written.
+//!
+//! - [`mysql`]: `execute` (the scheme's statement per record, one transaction per batch) and
+//!   `batchexecute` (multi-row statements), bisecting a failed batch to isolate bad records.
+//! - [`noop`]: accepts everything (seeds 003 and 004, `写入空操作`).
+//! - [`robot`]: the DingTalk custom group robot (seed 000): records batched into signed messages,
+//!   a rate limit shared through the state database, and the idCheck ledger.
+
+pub mod mysql;
+pub mod noop;
+pub mod robot;
+
+use async_trait::async_trait;
+use ferry_core::{FerryError, Record};
+
+/// The outcome of writing one batch.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    /// Records the target accepted.
+    pub written: u64,
+    /// Records that were already there (a plain INSERT meeting its own duplicate under idCheck,
+    /// a robot message already in the ledger, or an earlier copy of the same id in the batch).
+    pub skipped: u64,
+    /// Records the target refused, each with its error (normally class `Record`).
+    pub failed: Vec<(Record, FerryError)>,
+}
+
+/// A target opened for a scheme; shared by the loader's concurrent batches.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError>;
+}
+
+/// Keep the last record of each id, preserving first-seen order; returns the records kept and how
+/// many earlier copies were dropped. Records without an id are all kept.
+pub fn collapse_by_id(records: Vec<Record>) -> (Vec<Record>, u64) {
+    use std::collections::HashMap;
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
+    let mut dropped = 0;
+    for record in records {
+        if record.id.is_empty() {
+            kept.push(record);
+            continue;
+        }
+        match index.get(&record.id) {
+            Some(&i) => {
+                kept[i] = record;
+                dropped += 1;
+            }
+            None => {
+                index.insert(record.id.clone(), kept.len());
+                kept.push(record);
+            }
+        }
+    }
+    (kept, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_last_copy_of_an_id_wins_in_first_seen_order() {
+        let r = |id: &str, v: i64| Record {
+            id: id.into(),
+            data: json!({ "v": v }),
+        };
+        let (kept, dropped) =
+            collapse_by_id(vec![r("a", 1), r("b", 2), r("a", 3), r("", 4), r("", 5)]);
+        assert_eq!(dropped, 1);
+        assert_eq!(kept, vec![r("a", 3), r("b", 2), r("", 4), r("", 5)]);
+    }
+}

@@ -1,0 +1,147 @@
+//! Access tokens cached in the state database, shared by every scheme and replica on a
+//! connection.
+//!
+//! A vendor token (DingTalk `accessToken`, OKKI bearer token, Kingdee `app-token`, a refreshed
+//! Jushuitan `access_token`) is fetched once and stored under the connection's name in
+//! `ferry_tokens`. It is stored with an expiry *before* the vendor's: [`refresh_margin`] of its
+//! lifetime is cut off, so every reader refreshes it while the old one still works and no call
+//! goes out with a token about to die.
+//!
+//! Several replicas finding the cache empty at once would each ask the vendor (and some vendors
+//! rate-limit their token endpoint: Kingdee's allows 2 calls a minute). So the fetch happens
+//! under a short lease in the state database: one process fetches, the others wait for its result.
+
+use std::future::Future;
+use std::time::Duration;
+
+use ferry_core::FerryError;
+use ferry_state::State;
+use serde_json::Value;
+
+/// Longest part of a token's lifetime cut off before the vendor's expiry (5 minutes).
+pub const REFRESH_MARGIN_MAX_SECS: u64 = 300;
+/// How long one process may hold the fetch lease (a token fetch that takes longer has failed).
+pub const FETCH_LEASE_SECS: u64 = 30;
+/// Pause between looks at the cache while another process fetches the token.
+const WAIT_STEP_MS: u64 = 200;
+
+/// A token as a vendor handed it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    /// The token itself. Never logged.
+    pub value: String,
+    /// What else the connection needs with it (Kingdee's `domain`, Jushuitan's refresh token).
+    pub extra: Option<Value>,
+    /// How long the vendor says it lives.
+    pub ttl: Duration,
+}
+
+/// How much of a lifetime of `ttl` is cut off: a fifth of it, at most
+/// [`REFRESH_MARGIN_MAX_SECS`] (a 2-hour DingTalk token is refreshed 5 minutes early, a
+/// 10-second test token 2 seconds early).
+pub fn refresh_margin(ttl: Duration) -> Duration {
+    (ttl / 5).min(Duration::from_secs(REFRESH_MARGIN_MAX_SECS))
+}
+
+/// The token cache of one connection.
+#[derive(Clone, Debug)]
+pub struct TokenCache {
+    state: State,
+    connection: String,
+}
+
+impl TokenCache {
+    /// The cache of `connection` (its name in `ferry.toml`).
+    pub fn new(state: State, connection: &str) -> TokenCache {
+        TokenCache {
+            state,
+            connection: connection.to_string(),
+        }
+    }
+
+    /// The cached token, if one is stored and not yet due for refreshing.
+    pub async fn cached(&self) -> Result<Option<(String, Option<Value>)>, FerryError> {
+        let row = self.state.token(&self.connection, Duration::ZERO).await?;
+        Ok(row.map(|(token, extra)| {
+            let extra = extra.and_then(|text| serde_json::from_str(&text).ok());
+            (token, extra)
+        }))
+    }
+
+    /// Store `token` for every reader, due for refreshing [`refresh_margin`] before it expires.
+    pub async fn save(&self, token: &Token) -> Result<(), FerryError> {
+        let extra = token.extra.as_ref().map(Value::to_string);
+        let ttl = token.ttl.saturating_sub(refresh_margin(token.ttl));
+        self.state
+            .save_token(&self.connection, &token.value, extra.as_deref(), ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// Drop the cached token (the vendor refused it), so that the next reader fetches a new one.
+    pub async fn forget(&self) -> Result<(), FerryError> {
+        self.state.forget_token(&self.connection).await?;
+        Ok(())
+    }
+
+    /// The cached token, or a new one from `fetch`, stored for every other reader.
+    ///
+    /// Only one process fetches at a time: the others wait for its result (up to
+    /// [`FETCH_LEASE_SECS`]) and then fetch themselves if none appeared.
+    pub async fn get<F, Fut>(&self, fetch: F) -> Result<(String, Option<Value>), FerryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, FerryError>>,
+    {
+        if let Some(found) = self.cached().await? {
+            return Ok(found);
+        }
+        let lease = format!("token:{}", self.connection);
+        let owner = uuid::Uuid::now_v7().simple().to_string();
+        let lease_ttl = Duration::from_secs(FETCH_LEASE_SECS);
+        let deadline = tokio::time::Instant::now() + lease_ttl;
+        let mut held = self.state.try_lock(&lease, &owner, lease_ttl).await?;
+        while !held && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(WAIT_STEP_MS)).await;
+            if let Some(found) = self.cached().await? {
+                return Ok(found);
+            }
+            held = self.state.try_lock(&lease, &owner, lease_ttl).await?;
+        }
+        // Someone may have stored a token between our last look and taking the lease.
+        if let Some(found) = self.cached().await? {
+            if held {
+                let _ = self.state.unlock(&lease, &owner).await;
+            }
+            return Ok(found);
+        }
+        let fetched = fetch().await;
+        let outcome = match fetched {
+            Ok(token) => self.save(&token).await.map(|()| (token.value, token.extra)),
+            Err(err) => Err(err),
+        };
+        if held {
+            // A failed unlock only delays the next fetcher until the lease expires.
+            let _ = self.state.unlock(&lease, &owner).await;
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_is_a_fifth_capped_at_five_minutes() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(7200)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(10)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
+    }
+}

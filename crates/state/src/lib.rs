@@ -1,0 +1,15 @@
+//! # ferry-state
+//!
+//! Ferry's own tables in a MySQL database (`FERRY_STATE_URL`), created by idempotent migrations at
+//! start-up, and shared by every process and replica:
+//!
+//! - [`mysql`]: connecting to MySQL the way every Ferry component does (utf8mb4, server time zone,
+//!   errors that name the host but never the password).
+//! - [`store`]: the [`State`] handle: checkpoints, runs, the extract lock, the idCheck ledger,
+//!   cached access tokens and the shared rate limiter.
+
+pub mod mysql;
+mod schema;
+pub mod store;
+
+pub use store::{Checkpoint, LedgerEntry, RunSummary, State, StateError};

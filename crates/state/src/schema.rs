@@ -1,0 +1,72 @@
+//! Ferry's own tables. Each statement is idempotent, so every process runs them all at start-up;
+//! a new table or column is a new statement at the end, never an edit of an old one.
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // Where each scheme's extraction stands: a cursor (keyset value, page) and the time of the
+    // last complete run, which `{{LAST_SYNC_TIME}}` reads.
+    "CREATE TABLE IF NOT EXISTS ferry_checkpoints (
+        scheme VARCHAR(191) NOT NULL PRIMARY KEY,
+        cursor_json TEXT NULL,
+        last_sync_time DATETIME(6) NULL,
+        updated_at DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    // One row per extraction run; `done` counts records that reached a final state (written,
+    // skipped as already written, or dead-lettered), so `ferry run --once` knows when to stop.
+    "CREATE TABLE IF NOT EXISTS ferry_runs (
+        run_id VARCHAR(64) NOT NULL PRIMARY KEY,
+        scheme VARCHAR(191) NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        started_at DATETIME(6) NOT NULL,
+        extracted_at DATETIME(6) NULL,
+        finished_at DATETIME(6) NULL,
+        pages BIGINT NOT NULL DEFAULT 0,
+        records BIGINT NOT NULL DEFAULT 0,
+        written BIGINT NOT NULL DEFAULT 0,
+        skipped BIGINT NOT NULL DEFAULT 0,
+        dead BIGINT NOT NULL DEFAULT 0,
+        error TEXT NULL,
+        KEY ferry_runs_scheme (scheme, started_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    // A lease: the holder renews it; an expired lease can be taken over (a crashed extractor).
+    "CREATE TABLE IF NOT EXISTS ferry_locks (
+        name VARCHAR(191) NOT NULL PRIMARY KEY,
+        owner VARCHAR(191) NOT NULL,
+        expires_at DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    // What a non-idempotent target (the DingTalk robot) has already received.
+    "CREATE TABLE IF NOT EXISTS ferry_ledger (
+        scheme VARCHAR(191) NOT NULL,
+        record_id VARCHAR(191) NOT NULL,
+        digest CHAR(64) NOT NULL,
+        delivered_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (scheme, record_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Access tokens shared by every scheme and replica on a connection.
+    "CREATE TABLE IF NOT EXISTS ferry_tokens (
+        connection VARCHAR(191) NOT NULL PRIMARY KEY,
+        token TEXT NOT NULL,
+        extra_json TEXT NULL,
+        expires_at DATETIME(6) NOT NULL,
+        updated_at DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Shared rate limits (the robot's 20 a minute across every loader replica): one row per
+    // limiter, locked while deciding, and a log of grants for a true sliding window.
+    "CREATE TABLE IF NOT EXISTS ferry_rate (
+        name VARCHAR(191) NOT NULL PRIMARY KEY
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS ferry_rate_log (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name VARCHAR(191) NOT NULL,
+        granted_at DATETIME(6) NOT NULL,
+        KEY ferry_rate_log_name (name, granted_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Which messages a run has already counted, so a batch the broker delivers again (after a
+    // broker restart or a crash between write and ack) is written idempotently but counted once.
+    "CREATE TABLE IF NOT EXISTS ferry_settled (
+        run_id VARCHAR(64) NOT NULL,
+        batch_key CHAR(32) NOT NULL,
+        settled_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (run_id, batch_key),
+        KEY ferry_settled_at (settled_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin",
+];

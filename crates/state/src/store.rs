@@ -1,0 +1,532 @@
+//! The [`State`] handle over Ferry's tables.
+//!
+//! Times are stored in UTC and taken from the database server (`UTC_TIMESTAMP(6)`) wherever
+//! several processes compare them (locks, rate limits), so replicas on machines with drifting
+//! clocks still agree.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::mysql::MySqlPool;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::mysql::{connect, redact_url};
+use crate::schema::MIGRATIONS;
+
+/// Errors of the state database. All of them are transient for the pipeline (the database may be
+/// back in a moment) except a URL that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("state database: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("state database: stored checkpoint for {scheme} is not valid JSON: {message}")]
+    Corrupt { scheme: String, message: String },
+}
+
+impl From<StateError> for ferry_core::FerryError {
+    fn from(err: StateError) -> Self {
+        ferry_core::FerryError::transient(err.to_string())
+    }
+}
+
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// Where a scheme's extraction stands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Source-specific position (`{"last_id": 123}`), JSON.
+    pub cursor: Option<serde_json::Value>,
+    /// Start time of the last run that extracted everything: `{{LAST_SYNC_TIME}}`.
+    pub last_sync_time: Option<DateTime<Utc>>,
+}
+
+/// A run as `ferry status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub scheme: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub pages: i64,
+    pub records: i64,
+    pub written: i64,
+    pub skipped: i64,
+    pub dead: i64,
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// Records that reached a final state.
+    pub fn settled(&self) -> i64 {
+        self.written + self.skipped + self.dead
+    }
+}
+
+/// What the ledger knows of a delivered record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    pub digest: String,
+    pub delivered_at: DateTime<Utc>,
+}
+
+/// A handle on the state database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct State {
+    pool: MySqlPool,
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+impl State {
+    /// Connect (creating the database if needed) and run the migrations.
+    pub async fn connect(url: &str) -> Result<State> {
+        let pool = connect(url, 8, true)
+            .await
+            .map_err(|source| StateError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        for ddl in MIGRATIONS {
+            sqlx::query(AssertSqlSafe(*ddl)).execute(&pool).await?;
+        }
+        Ok(State { pool })
+    }
+
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    // ---- checkpoints -------------------------------------------------------------------------
+
+    pub async fn checkpoint(&self, scheme: &str) -> Result<Checkpoint> {
+        let row = sqlx::query(
+            "SELECT cursor_json, last_sync_time FROM ferry_checkpoints WHERE scheme = ?",
+        )
+        .bind(scheme)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Checkpoint::default());
+        };
+        let cursor: Option<String> = row.try_get(0)?;
+        let cursor = match cursor {
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+                    scheme: scheme.to_string(),
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let last: Option<NaiveDateTime> = row.try_get(1)?;
+        Ok(Checkpoint {
+            cursor,
+            last_sync_time: last.map(utc),
+        })
+    }
+
+    pub async fn save_cursor(
+        &self,
+        scheme: &str,
+        cursor: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let text = cursor.map(|c| c.to_string());
+        sqlx::query(
+            "INSERT INTO ferry_checkpoints (scheme, cursor_json, updated_at)
+             VALUES (?, ?, UTC_TIMESTAMP(6))
+             ON DUPLICATE KEY UPDATE cursor_json = VALUES(cursor_json), updated_at = VALUES(updated_at)",
+        )
+        .bind(scheme)
+        .bind(text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record that a run extracted everything from `since`: the next run's `LAST_SYNC_TIME`.
+    /// The cursor is cleared (the next run starts over, idCheck absorbs repeats).
+    pub async fn complete_sync(&self, scheme: &str, since: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, updated_at)
+             VALUES (?, NULL, ?, UTC_TIMESTAMP(6))
+             ON DUPLICATE KEY UPDATE cursor_json = NULL, last_sync_time = VALUES(last_sync_time),
+                 updated_at = VALUES(updated_at)",
+        )
+        .bind(scheme)
+        .bind(since.naive_utc())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- runs --------------------------------------------------------------------------------
+
+    pub async fn start_run(&self, run_id: &str, scheme: &str) -> Result<()> {
+        // Settled-message keys only matter while a run's messages may still be redelivered.
+        sqlx::query(
+            "DELETE FROM ferry_settled WHERE settled_at < UTC_TIMESTAMP(6) - INTERVAL 7 DAY",
+        )
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO ferry_runs (run_id, scheme, status, started_at)
+             VALUES (?, ?, 'extracting', UTC_TIMESTAMP(6))",
+        )
+        .bind(run_id)
+        .bind(scheme)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Count a published page.
+    pub async fn add_page(&self, run_id: &str, records: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE ferry_runs SET pages = pages + 1, records = records + ? WHERE run_id = ?",
+        )
+        .bind(records)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Extraction ended: `loading` (everything published) or `failed` with the error.
+    pub async fn end_extraction(&self, run_id: &str, error: Option<&str>) -> Result<()> {
+        let status = if error.is_some() { "failed" } else { "loading" };
+        sqlx::query(
+            "UPDATE ferry_runs SET status = ?, extracted_at = UTC_TIMESTAMP(6), error = ? WHERE run_id = ?",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Count records that reached a final state in the transform or load stage, once per
+    /// message: `batch_key` identifies the message (see `ferry`'s worker), and a key already counted
+    /// for this run is ignored, so a redelivered batch is not counted twice. When the run has
+    /// extracted everything and every record is settled, the run is marked `done`.
+    pub async fn settle(
+        &self,
+        run_id: &str,
+        batch_key: &str,
+        written: u64,
+        skipped: u64,
+        dead: u64,
+    ) -> Result<()> {
+        if written + skipped + dead == 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query(
+            "INSERT IGNORE INTO ferry_settled (run_id, batch_key, settled_at) VALUES (?, ?, UTC_TIMESTAMP(6))",
+        )
+        .bind(run_id)
+        .bind(batch_key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE ferry_runs SET written = written + ?, skipped = skipped + ?, dead = dead + ?
+             WHERE run_id = ?",
+        )
+        .bind(written)
+        .bind(skipped)
+        .bind(dead)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.finish_if_settled(run_id).await
+    }
+
+    /// Mark a run `done` once it extracted everything and every record is settled.
+    pub async fn finish_if_settled(&self, run_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE ferry_runs SET status = 'done', finished_at = UTC_TIMESTAMP(6)
+             WHERE run_id = ? AND status = 'loading' AND written + skipped + dead >= records",
+        )
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunSummary>> {
+        let row = sqlx::query(RUN_COLUMNS_BY_ID)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| run_from_row(&r)).transpose()
+    }
+
+    /// The latest runs of a scheme, newest first.
+    pub async fn recent_runs(&self, scheme: &str, limit: u32) -> Result<Vec<RunSummary>> {
+        let rows = sqlx::query(RUN_COLUMNS_BY_SCHEME)
+            .bind(scheme)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    // ---- the extract lock --------------------------------------------------------------------
+
+    /// Take or renew the lease `name` for `owner`. Returns false if another owner holds a live lease.
+    pub async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let ttl_us = ttl.as_micros() as i64;
+        // Insert, or take over an expired lease, or renew our own; a live lease of another owner
+        // leaves the row untouched (0 rows affected).
+        sqlx::query(
+            "INSERT INTO ferry_locks (name, owner, expires_at)
+             VALUES (?, ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)
+             ON DUPLICATE KEY UPDATE
+                 owner = IF(owner = VALUES(owner) OR expires_at < UTC_TIMESTAMP(6), VALUES(owner), owner),
+                 expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(ttl_us)
+        .execute(&self.pool)
+        .await?;
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT owner FROM ferry_locks WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(holder.as_deref() == Some(owner))
+    }
+
+    /// Take the lease from `previous` (a holder known to be dead) for `owner`. Compare-and-swap:
+    /// returns false if someone else renewed or took it meanwhile.
+    pub async fn take_over_lock(
+        &self,
+        name: &str,
+        previous: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE ferry_locks SET owner = ?, expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
+             WHERE name = ? AND owner = ?",
+        )
+        .bind(owner)
+        .bind(ttl.as_micros() as i64)
+        .bind(name)
+        .bind(previous)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn unlock(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ferry_locks WHERE name = ? AND owner = ?")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The current holder of a live lease, if any.
+    pub async fn lock_holder(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT owner FROM ferry_locks WHERE name = ? AND expires_at >= UTC_TIMESTAMP(6)",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    // ---- the idCheck ledger ------------------------------------------------------------------
+
+    /// Ledger entries for the given record ids of a scheme.
+    pub async fn ledger(
+        &self,
+        scheme: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, LedgerEntry>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT record_id, digest, delivered_at FROM ferry_ledger
+                 WHERE scheme = ? AND record_id IN ({marks})"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(scheme);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let at: NaiveDateTime = row.try_get(2)?;
+                out.insert(
+                    row.try_get(0)?,
+                    LedgerEntry {
+                        digest: row.try_get(1)?,
+                        delivered_at: utc(at),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record that these (id, digest) pairs were delivered.
+    pub async fn record_delivered(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
+        for chunk in entries.chunks(500) {
+            let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT INTO ferry_ledger (scheme, record_id, digest, delivered_at) VALUES {rows}
+                 ON DUPLICATE KEY UPDATE digest = VALUES(digest), delivered_at = VALUES(delivered_at)"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (id, digest) in chunk {
+                q = q.bind(scheme).bind(id).bind(digest);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    // ---- cached access tokens ----------------------------------------------------------------
+
+    /// A cached token for `connection` that stays valid for at least `margin`.
+    pub async fn token(
+        &self,
+        connection: &str,
+        margin: Duration,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT token, extra_json FROM ferry_tokens
+             WHERE connection = ? AND expires_at > UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND",
+        )
+        .bind(connection)
+        .bind(margin.as_micros() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    pub async fn save_token(
+        &self,
+        connection: &str,
+        token: &str,
+        extra: Option<&str>,
+        ttl: Duration,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_tokens (connection, token, extra_json, expires_at, updated_at)
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, UTC_TIMESTAMP(6))
+             ON DUPLICATE KEY UPDATE token = VALUES(token), extra_json = VALUES(extra_json),
+                 expires_at = VALUES(expires_at), updated_at = VALUES(updated_at)",
+        )
+        .bind(connection)
+        .bind(token)
+        .bind(extra)
+        .bind(ttl.as_micros() as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn forget_token(&self, connection: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ferry_tokens WHERE connection = ?")
+            .bind(connection)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- shared rate limits ------------------------------------------------------------------
+
+    /// Take one slot of the sliding-window limit `name` (`limit` per `window`), shared by every
+    /// process on this state database. `Ok(None)` means granted; `Ok(Some(wait))` means the window
+    /// is full and a slot frees up after `wait`.
+    pub async fn take_rate_slot(
+        &self,
+        name: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>> {
+        let window_us = window.as_micros() as i64;
+        sqlx::query("INSERT IGNORE INTO ferry_rate (name) VALUES (?)")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        // The row lock serialises every replica's decision for this limiter.
+        sqlx::query("SELECT name FROM ferry_rate WHERE name = ? FOR UPDATE")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM ferry_rate_log
+             WHERE name = ? AND granted_at <= UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND",
+        )
+        .bind(name)
+        .bind(window_us)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*), TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), MIN(granted_at) + INTERVAL ? MICROSECOND)
+             FROM ferry_rate_log WHERE name = ?",
+        )
+        .bind(window_us)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let used: i64 = row.try_get(0)?;
+        if used < i64::from(limit) {
+            sqlx::query(
+                "INSERT INTO ferry_rate_log (name, granted_at) VALUES (?, UTC_TIMESTAMP(6))",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let wait_us: Option<i64> = row.try_get(1)?;
+        tx.commit().await?;
+        Ok(Some(Duration::from_micros(
+            wait_us.unwrap_or(0).max(1_000) as u64
+        )))
+    }
+}
+
+const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error FROM ferry_runs WHERE run_id = ?";
+const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
+
+fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
+    let started: NaiveDateTime = row.try_get(3)?;
+    let finished: Option<NaiveDateTime> = row.try_get(4)?;
+    Ok(RunSummary {
+        run_id: row.try_get(0)?,
+        scheme: row.try_get(1)?,
+        status: row.try_get(2)?,
+        started_at: utc(started),
+        finished_at: finished.map(utc),
+        pages: row.try_get(5)?,
+        records: row.try_get(6)?,
+        written: row.try_get(7)?,
+        skipped: row.try_get(8)?,
+        dead: row.try_get(9)?,
+        error: row.try_get(10)?,
+    })
+}

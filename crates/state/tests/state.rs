@@ -1,0 +1,218 @@
+//! The state tables against the real MariaDB, each test in its own database.
+
+use std::time::Duration;
+
+use ferry_state::State;
+
+const SERVER: &str = "mysql://root@127.0.0.1:3306";
+
+struct TestDb {
+    name: String,
+    state: State,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        let name = format!("ferry_state_test_{}", uuid::Uuid::now_v7().simple());
+        let state = State::connect(&format!("{SERVER}/{name}"))
+            .await
+            .expect("state db");
+        TestDb { name, state }
+    }
+
+    async fn drop_db(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE `{}`",
+            self.name
+        )))
+        .execute(self.state.pool())
+        .await
+        .expect("drop test db");
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_checkpoints_round_trip() {
+    let db = TestDb::new().await;
+    // A second process starting against the same database runs the migrations again.
+    State::connect(&format!("{SERVER}/{}", db.name))
+        .await
+        .expect("second connect");
+
+    assert_eq!(db.state.checkpoint("s").await.unwrap(), Default::default());
+    let cursor = serde_json::json!({"last_id": 42, "note": "中文🚀"});
+    db.state.save_cursor("s", Some(&cursor)).await.unwrap();
+    assert_eq!(db.state.checkpoint("s").await.unwrap().cursor, Some(cursor));
+
+    let since = chrono::Utc::now();
+    db.state.complete_sync("s", since).await.unwrap();
+    let cp = db.state.checkpoint("s").await.unwrap();
+    assert_eq!(cp.cursor, None);
+    assert_eq!(
+        cp.last_sync_time.unwrap().timestamp_micros(),
+        since.timestamp_micros()
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    assert!(
+        s.try_lock("extract:s", "a", Duration::from_millis(400))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.try_lock("extract:s", "b", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.try_lock("extract:s", "a", Duration::from_millis(400))
+            .await
+            .unwrap(),
+        "renew"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        s.try_lock("extract:s", "b", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        "take over"
+    );
+    assert_eq!(
+        s.lock_holder("extract:s").await.unwrap().as_deref(),
+        Some("b")
+    );
+    s.unlock("extract:s", "b").await.unwrap();
+    assert_eq!(s.lock_holder("extract:s").await.unwrap(), None);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_dead_holders_lease_can_be_taken_over_once() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    let ttl = Duration::from_secs(60);
+    assert!(s.try_lock("extract:s", "dead", ttl).await.unwrap());
+    assert!(
+        s.take_over_lock("extract:s", "dead", "b", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.take_over_lock("extract:s", "dead", "c", ttl)
+            .await
+            .unwrap(),
+        "only one taker wins"
+    );
+    assert_eq!(
+        s.lock_holder("extract:s").await.unwrap().as_deref(),
+        Some("b")
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn runs_settle_to_done() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.start_run("r1", "s").await.unwrap();
+    s.add_page("r1", 3).await.unwrap();
+    s.add_page("r1", 2).await.unwrap();
+    s.settle("r1", "batch-a", 2, 0, 0).await.unwrap();
+    s.settle("r1", "batch-a", 2, 0, 0).await.unwrap(); // the same message, redelivered
+    s.end_extraction("r1", None).await.unwrap();
+    assert_eq!(s.run("r1").await.unwrap().unwrap().status, "loading");
+    assert_eq!(
+        s.run("r1").await.unwrap().unwrap().written,
+        2,
+        "a redelivered batch counts once"
+    );
+    s.settle("r1", "batch-b", 1, 1, 1).await.unwrap();
+    let run = s.run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (run.status.as_str(), run.pages, run.records, run.settled()),
+        ("done", 2, 5, 5)
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_ledger_remembers_digests() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.record_delivered(
+        "s",
+        &[("张三".into(), "d1".into()), ("b".into(), "d2".into())],
+    )
+    .await
+    .unwrap();
+    s.record_delivered("s", &[("b".into(), "d3".into())])
+        .await
+        .unwrap();
+    let got = s
+        .ledger("s", &["张三".into(), "b".into(), "c".into()])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got["张三"].digest, "d1");
+    assert_eq!(got["b"].digest, "d3");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_a_sliding_window_shared_by_callers() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    let window = Duration::from_millis(800);
+    // Two "replicas" drawing from the same limiter.
+    let other = State::connect(&format!("{SERVER}/{}", db.name))
+        .await
+        .unwrap();
+    let mut granted = 0;
+    for i in 0..6 {
+        let who = if i % 2 == 0 { s } else { &other };
+        if who
+            .take_rate_slot("robot:x", 4, window)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 4);
+    let wait = s
+        .take_rate_slot("robot:x", 4, window)
+        .await
+        .unwrap()
+        .expect("full");
+    assert!(wait <= window, "wait {wait:?} within the window");
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    assert_eq!(s.take_rate_slot("robot:x", 4, window).await.unwrap(), None);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_with_a_margin() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.save_token("okki", "tok", None, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.token("okki", Duration::from_secs(10)).await.unwrap(),
+        Some(("tok".into(), None))
+    );
+    assert_eq!(
+        s.token("okki", Duration::from_secs(120)).await.unwrap(),
+        None,
+        "refresh before expiry"
+    );
+    s.forget_token("okki").await.unwrap();
+    assert_eq!(s.token("okki", Duration::ZERO).await.unwrap(), None);
+    db.drop_db().await;
+}

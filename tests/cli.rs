@@ -1,0 +1,191 @@
+//! The binary's offline commands, as a user runs them: `lint`, `preview`, `--help`, and the
+//! errors for a wrong scheme name. No service is touched.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ferry(config: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_CONFIG", repo().join(config))
+        .output()
+        .expect("run ferry")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).to_string()
+}
+
+#[test]
+fn the_shipped_configuration_lints_clean() {
+    let out = ferry("config/ferry.toml", &["lint"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("0 error(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn lint_names_the_file_and_field_and_exits_1() {
+    let out = ferry("tests/fixtures/scheme-bad-schedule/ferry.toml", &["lint"]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected =
+        std::fs::read_to_string(repo().join("tests/fixtures/scheme-bad-schedule/expected.txt"))
+            .unwrap();
+    assert_eq!(text(&out.stdout).trim_end(), expected.trim_end());
+}
+
+#[test]
+fn preview_of_seed_001_renders_the_refund_row_and_reports_the_bad_record() {
+    let input = repo().join("tests/fixtures/preview/yida-refunds.json");
+    let out = ferry(
+        "config/ferry.toml",
+        &[
+            "preview",
+            "--scheme",
+            "yida-refunds-to-mysql",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one record fails, so the exit code says so"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let good = &shown[0]["request"]["main_params"];
+    assert_eq!(good["order_no_new"], "FKTK-2024-001(FKTK)");
+    assert_eq!(
+        good["datetime_new"], "2024-05-30",
+        "epoch ms 1717000000000 is 2024-05-30 in Asia/Shanghai"
+    );
+    assert_eq!(good["qty_count"], "1");
+    assert_eq!(good["Document_Type"], "付款退款");
+    assert_eq!(good["sales_count"], "1234.50");
+    assert_eq!(good["extend_processInstanceId"], "abc-123");
+    assert!(
+        shown[0]["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("INSERT INTO `hc_dd_fktk`")
+    );
+    assert!(
+        shown[0]["sql"]
+            .as_str()
+            .unwrap()
+            .contains("VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        "values are bound, never spliced"
+    );
+    assert_eq!(shown[0]["binds"]["order_no_new"], "FKTK-2024-001(FKTK)");
+    let bad = &shown[1];
+    assert_eq!(bad["class"], "record");
+    assert_eq!(bad["path"], "datetime_new");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot convert \"not a date\" to date"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn preview_of_seed_000_renders_the_robot_fields() {
+    let input = repo().join("tests/fixtures/preview/contacts.json");
+    let out = ferry(
+        "config/ferry.toml",
+        &[
+            "preview",
+            "--scheme",
+            "contact-to-dingtalk",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let request = &shown[0]["request"];
+    assert_eq!(request["title"], "平台网站用户留言推送");
+    assert_eq!(request["header"], "用户留言");
+    assert_eq!(request["name"], "张三");
+    assert_eq!(request["phone"], "13800138000");
+    assert_eq!(request["company"], "某某公司");
+    assert_eq!(
+        request["created_at"], "2023-10-01 12:00:00",
+        "the seed's `:created_at` field loses its colon"
+    );
+}
+
+#[test]
+fn preview_input_errors_name_the_file() {
+    let out = ferry(
+        "config/ferry.toml",
+        &[
+            "preview",
+            "--scheme",
+            "contact-to-dingtalk",
+            "--input",
+            "/nonexistent/x.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("reading /nonexistent/x.json"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unknown_scheme_lists_the_known_ones() {
+    let out = ferry(
+        "config/ferry.toml",
+        &["preview", "--scheme", "nope", "--input", "-"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no scheme named `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn help_lists_every_role() {
+    let out = ferry("config/ferry.toml", &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in [
+        "extract",
+        "transform",
+        "load",
+        "run",
+        "replay",
+        "status",
+        "lint",
+        "preview",
+        "sandbox",
+    ] {
+        assert!(
+            help.contains(&format!("  {cmd} ")),
+            "--help lacks {cmd}:\n{help}"
+        );
+    }
+    let replay = text(&ferry("config/ferry.toml", &["replay", "--help"]).stdout);
+    assert!(
+        replay.contains("--dry-run") && replay.contains("--limit"),
+        "{replay}"
+    );
+}

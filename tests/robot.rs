@@ -1,0 +1,835 @@
+//! Issue 5, end to end: seed 000's contact messages (MySQL) pushed to the sandbox's DingTalk
+//! robot through the real RabbitMQ and MariaDB. The sandbox runs in this test process on a free
+//! port; it checks every signature and the timestamp window, enforces its rate limit with 130101,
+//! and lists what it accepted (`GET /robot/messages`) and how many calls it answered
+//! (`GET /_sandbox/stats`). A call count equal to the number of accepted messages therefore means
+//! every request was signed correctly and none drew a 130101.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::World;
+use ferry_bus::{Bus, Headers, Stage, names};
+use ferry_core::{Envelope, ErrorClass, FerryError, Record};
+use ferry_sandbox::SandboxOptions;
+use ferry_sinks::Sink;
+use serde_json::{Value, json};
+
+const ROBOT_TOKEN: &str = "robot-token-for-tests";
+const ROBOT_SECRET: &str = "SEC-robot-secret-for-tests";
+const NAMES: [&str; 4] = ["张三", "李四", "王五", "赵六"];
+const COMPANIES: [&str; 3] = ["某某公司 😀", "深圳🚀科技", "北京「引号」有限公司"];
+
+/// The name of contact row `seq`, as the SQL below builds it.
+fn contact_name(seq: u64) -> String {
+    format!("{}{seq}号 🎉", NAMES[(seq % 4) as usize])
+}
+
+/// The in-process sandbox and a client for its robot endpoints.
+struct Robot {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    task: tokio::task::JoinHandle<Result<(), ferry_sandbox::SandboxError>>,
+}
+
+impl Robot {
+    async fn start(window_secs: u64, limit: u32) -> Robot {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let opts = SandboxOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            robot_access_token: ROBOT_TOKEN.into(),
+            robot_secret: ROBOT_SECRET.into(),
+            robot_window_secs: window_secs,
+            robot_limit: limit,
+            ..SandboxOptions::default()
+        };
+        let (addr, task) = ferry_sandbox::spawn(opts).await.expect("sandbox starts");
+        Robot {
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What the robot accepted, oldest first.
+    async fn messages(&self) -> Vec<Value> {
+        let got: Value = self
+            .http
+            .get(format!("{}/robot/messages", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        got.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Calls of `POST /robot/send` the sandbox answered, by HTTP status.
+    async fn send_calls(&self) -> (u64, BTreeMap<String, u64>) {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_sandbox/stats", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let route = &stats["routes"]["POST /robot/send"];
+        let statuses = route["statuses"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (route["calls"].as_u64().unwrap_or(0), statuses)
+    }
+
+    async fn set_faults(&self, faults: Value) {
+        let status = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+
+    async fn wait_for_messages(&self, world: &World, count: usize) {
+        world
+            .wait_for(
+                &format!("{count} robot messages"),
+                Duration::from_secs(120),
+                || async { (self.messages().await.len() >= count).then_some(()) },
+            )
+            .await;
+    }
+}
+
+impl Drop for Robot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The text of a markdown robot message.
+fn text_of(message: &Value) -> String {
+    message["body"]["markdown"]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The contact names listed in a message, in order.
+fn names_in(message: &Value) -> Vec<String> {
+    text_of(message)
+        .lines()
+        .filter_map(|l| l.strip_prefix("- 留言用户姓名: "))
+        .map(String::from)
+        .collect()
+}
+
+/// The record count a message announces in its first line (`#### 用户留言（N 条）`).
+fn announced_count(message: &Value) -> usize {
+    let text = text_of(message);
+    let first = text.lines().next().unwrap_or_default();
+    let inner = first
+        .strip_prefix("#### 用户留言（")
+        .and_then(|rest| rest.strip_suffix(" 条）"))
+        .unwrap_or_else(|| panic!("no count in {first:?}"));
+    inner.parse().unwrap()
+}
+
+/// Source database with `rows` contact messages, and the state database URL.
+async fn setup(world: &mut World, rows: u64) -> (String, String) {
+    let www = world.database("www").await;
+    let state = world.state_url();
+    world
+        .exec(&format!(
+            "CREATE TABLE `{www}`.www_contact (
+                id BIGINT NOT NULL PRIMARY KEY,
+                company VARCHAR(100) NOT NULL,
+                name VARCHAR(100) NOT NULL,
+                phone VARCHAR(20) NOT NULL,
+                created_at DATETIME NOT NULL
+            ) CHARACTER SET utf8mb4;
+            INSERT INTO `{www}`.www_contact (id, company, name, phone, created_at)
+            SELECT seq, CONCAT(ELT(1 + seq % 3, '{c0}', '{c1}', '{c2}'), ' ', seq),
+                CONCAT(ELT(1 + seq % 4, '{n0}', '{n1}', '{n2}', '{n3}'), seq, '号 🎉'),
+                CONCAT('138', LPAD(seq, 8, '0')), NOW()
+            FROM `{www}`.seq_1_to_{rows};",
+            c0 = COMPANIES[0],
+            c1 = COMPANIES[1],
+            c2 = COMPANIES[2],
+            n0 = NAMES[0],
+            n1 = NAMES[1],
+            n2 = NAMES[2],
+            n3 = NAMES[3],
+        ))
+        .await;
+    (www, state)
+}
+
+/// `ferry.toml` and seed 000's scheme (keyset paging, the sandbox robot), with `target_extra`
+/// merged into the target metadata. Returns the scheme name.
+fn write_config(
+    world: &mut World,
+    www: &str,
+    state: &str,
+    robot: &Robot,
+    secret: &str,
+    target_extra: Value,
+) -> String {
+    let scheme = world.scheme_name("contact");
+    world.write_ferry_toml(
+        state,
+        &format!(
+            r#"{www_connection}[connections.notify]
+kind = "dingtalk_robot"
+base_url = "{base}"
+access_token = "{ROBOT_TOKEN}"
+secret = "{secret}"
+"#,
+            www_connection = common::mysql_connection("www", www),
+            base = robot.url(),
+        ),
+    );
+    let mut target = json!({
+        "api": "DingTalkRoBotPush",
+        "method": "POST",
+        "idCheck": true,
+        "request": [
+            {"field": "title", "label": "首屏会话透出的展示内容", "type": "string", "value": "平台网站用户留言推送"},
+            {"field": "header", "label": "标题", "type": "string", "value": "用户留言"},
+            {"label": "留言用户姓名", "field": "name", "type": "string", "value": "{name}"},
+            {"label": "留言用户电话", "field": "phone", "type": "string", "value": "{phone}"},
+            {"label": "公司名称", "field": "company", "type": "string", "value": "{company}"},
+            {"label": "留言时间", "field": ":created_at", "type": "string", "value": "{created_at}"}
+        ]
+    });
+    if let (Some(t), Some(extra)) = (target.as_object_mut(), target_extra.as_object()) {
+        for (k, v) in extra {
+            t.insert(k.clone(), v.clone());
+        }
+    }
+    let scheme_json = json!({
+        "name": scheme,
+        "timezone": "Asia/Shanghai",
+        "source": {
+            "connection": "www",
+            "metadata": {
+                "api": "select",
+                "number": "phone",
+                "id": "name",
+                "idCheck": true,
+                "pagination": {"pageSize": 100, "mode": "keyset", "keyset_field": "id"},
+                "request": [{"field": "main_params", "type": "object", "children": [
+                    {"field": "limit", "type": "string", "value": "{PAGINATION_PAGE_SIZE}"}
+                ]}],
+                "otherRequest": [{"field": "main_sql", "type": "string",
+                    "value": "select id,company,name,phone,created_at from www_contact where created_at >= '{{DAYS_AGO_1|datetime}}' and id > :last_id order by id limit :limit"}]
+            }
+        },
+        "target": {"connection": "notify", "metadata": target}
+    });
+    world.write(
+        "schemes/contact.json",
+        &serde_json::to_string_pretty(&scheme_json).unwrap(),
+    );
+    scheme
+}
+
+/// `ferry <args>` without blocking the runtime the sandbox runs on.
+async fn ferry(world: &World, args: &[&str]) -> Output {
+    let cmd = tokio::process::Command::from(world.command(args)).output();
+    tokio::time::timeout(Duration::from_secs(600), cmd)
+        .await
+        .expect("ferry finished within 10 minutes")
+        .expect("ferry runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn all_output(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Ready messages in `scheme`'s `stage` queue (`dlq` for its dead letters).
+async fn depth(scheme: &str, queue: &str) -> u32 {
+    let bus = Bus::connect(common::AMQP, "ferry-test-robot-depth")
+        .await
+        .unwrap();
+    let depths = bus.queue_depths(scheme).await.unwrap();
+    let _ = bus.close().await;
+    depths
+        .iter()
+        .find(|d| d.queue == queue)
+        .map(|d| d.messages)
+        .unwrap_or_else(|| panic!("no queue {queue}"))
+}
+
+fn state_db(state: &str) -> String {
+    state.rsplit('/').next().unwrap().to_string()
+}
+
+/// Every message carries what it announces, and together they hold `expected` names once each.
+fn assert_each_record_once(messages: &[Value], expected: &[String]) {
+    let mut seen = Vec::new();
+    for m in messages {
+        let names = names_in(m);
+        assert_eq!(
+            announced_count(m),
+            names.len(),
+            "count line of {}",
+            text_of(m)
+        );
+        seen.extend(names);
+    }
+    seen.sort();
+    let mut want = expected.to_vec();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ninety_five_contacts_become_ten_signed_messages_and_a_rerun_pushes_nothing() {
+    let mut world = World::new("r").await;
+    let robot = Robot::start(60, 20).await;
+    let (www, state) = setup(&mut world, 95).await;
+    let scheme = write_config(
+        &mut world,
+        &www,
+        &state,
+        &robot,
+        ROBOT_SECRET,
+        json!({"batch_size": 10}),
+    );
+
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 95 records, 95 written, 0 skipped, 0 dead-lettered"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 10);
+    let expected: Vec<String> = (1..=95).map(contact_name).collect();
+    assert_each_record_once(&messages, &expected);
+    let counts: Vec<usize> = messages.iter().map(announced_count).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 95);
+    assert!(counts.iter().all(|&c| c <= 10), "{counts:?}");
+    for m in &messages {
+        assert_eq!(m["body"]["markdown"]["title"], "平台网站用户留言推送");
+        assert!(
+            !text_of(m).contains("（更新）"),
+            "nothing is an update yet: {}",
+            text_of(m)
+        );
+    }
+    // Signatures: the sandbox answers 310000 to a bad one, 130101 over the limit; every call
+    // having become a message means neither happened.
+    let (calls, statuses) = robot.send_calls().await;
+    assert_eq!(calls, 10);
+    assert_eq!(statuses, BTreeMap::from([("200".to_string(), 10)]));
+    assert!(
+        !all_output(&out).contains(ROBOT_SECRET) && !all_output(&out).contains(ROBOT_TOKEN),
+        "secrets stay out of the logs"
+    );
+
+    // A re-run extracts the same 95 rows; the ledger skips every one of them.
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 95 records, 0 written, 95 skipped, 0 dead-lettered"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(robot.messages().await.len(), 10);
+    assert_eq!(robot.send_calls().await.0, 10);
+    world.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_loaders_replays_and_reruns_push_each_record_once_and_changes_as_updates() {
+    let mut world = World::new("r").await;
+    let robot = Robot::start(60, 20).await;
+    let (www, state) = setup(&mut world, 95).await;
+    let scheme = write_config(
+        &mut world,
+        &www,
+        &state,
+        &robot,
+        ROBOT_SECRET,
+        json!({"batch_size": 10}),
+    );
+    let load_queue = names::work_queue(&scheme, Stage::Load);
+    let runs = format!("`{}`.ferry_runs", state_db(&state));
+
+    // Extract and transform first, and keep a copy of the load messages, as a dead-letter
+    // replay or a redelivery after a crash would bring them back.
+    world.spawn(&["transform", "--workers", "1"], "transform.log");
+    let out = ferry(&world, &["extract", "--once"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    world
+        .wait_for("10 load messages", Duration::from_secs(60), || async {
+            (depth(&scheme, &load_queue).await == 10).then_some(())
+        })
+        .await;
+    let copies = take(&load_queue, 10).await;
+    assert_eq!(copies.len(), 10);
+    assert_eq!(
+        copies.iter().map(|(e, _)| e.records.len()).sum::<usize>(),
+        95
+    );
+    publish(&load_queue, &copies).await;
+
+    // Three loader processes: the queue's single active consumer and the limiter keep them
+    // to one message at a time.
+    for i in 0..3 {
+        world.spawn(&["load", "--workers", "2"], &format!("load{i}.log"));
+    }
+    let w = &world;
+    robot.wait_for_messages(&world, 10).await;
+    world
+        .wait_for("the run to settle", Duration::from_secs(120), || async {
+            (w.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM {runs} WHERE status = 'done'"
+            ))
+            .await
+                == 1)
+                .then_some(())
+        })
+        .await;
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 10);
+    let expected: Vec<String> = (1..=95).map(contact_name).collect();
+    assert_each_record_once(&messages, &expected);
+    assert_eq!(
+        robot.send_calls().await,
+        (10, BTreeMap::from([("200".to_string(), 10)]))
+    );
+
+    // The same load messages again: every record is in the ledger with the same digest.
+    // Behind them, one sentinel record the ledger has never seen: the load queue has a single
+    // active consumer, so once the sentinel reaches the robot every copy before it was handled.
+    let mut sentinel = copies[0].clone();
+    let mut record = sentinel.0.records[0].clone();
+    record.id = "sentinel-哨兵".to_string();
+    record.data["name"] = serde_json::json!("哨兵 🛰️");
+    sentinel.0.records = vec![record];
+    let mut again = copies.clone();
+    again.push(sentinel);
+    publish(&load_queue, &again).await;
+    robot.wait_for_messages(&world, 11).await;
+    let messages = robot.messages().await;
+    assert_eq!(
+        messages.len(),
+        11,
+        "the copies pushed nothing; only the sentinel went out"
+    );
+    assert!(
+        messages[10].to_string().contains("哨兵 🛰️"),
+        "{}",
+        messages[10]
+    );
+    assert_each_record_once(&messages[..10], &expected);
+    assert_eq!(
+        w.scalar_i64(&format!("SELECT CAST(SUM(skipped) AS SIGNED) FROM {runs}"))
+            .await,
+        0,
+        "the same messages again are not counted twice"
+    );
+
+    // A re-extraction: the same rows, all skipped.
+    let out = ferry(&world, &["extract", "--once"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    world
+        .wait_for("the re-run to settle", Duration::from_secs(120), || async {
+            (w.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM {runs} WHERE status = 'done' AND written = 0 AND skipped = 95"
+            ))
+            .await
+                == 1)
+                .then_some(())
+        })
+        .await;
+    assert_eq!(robot.messages().await.len(), 11);
+
+    // One changed row: pushed again, alone, marked as an update.
+    world
+        .exec(&format!(
+            "UPDATE `{www}`.www_contact SET company = '新公司 ✨' WHERE id = 42"
+        ))
+        .await;
+    let out = ferry(&world, &["extract", "--once"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    robot.wait_for_messages(&world, 12).await;
+    world
+        .wait_for(
+            "the third run to settle",
+            Duration::from_secs(120),
+            || async {
+                (w.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM {runs} WHERE status = 'done' AND written = 1 AND skipped = 94"
+            ))
+            .await
+                == 1)
+                .then_some(())
+            },
+        )
+        .await;
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 12);
+    assert_eq!(
+        text_of(&messages[11]),
+        format!(
+            "#### 用户留言（1 条）\n\n**1.**（更新）\n- 留言用户姓名: {}\n- 留言用户电话: 13800000042\n- 公司名称: 新公司 ✨\n- 留言时间: {}",
+            contact_name(42),
+            created_at_of(&world, &www, 42).await
+        )
+    );
+    assert_eq!(robot.send_calls().await.0, 12);
+    assert_eq!(depth(&scheme, &names::dlq(&scheme, Stage::Load)).await, 0);
+
+    let codes = world.stop_all();
+    assert_eq!(
+        codes,
+        vec![Some(0); 4],
+        "graceful exits\n{}\n{}",
+        world.log("load0.log"),
+        world.log("transform.log")
+    );
+    world.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_per_ten_seconds_makes_sixty_records_take_twenty_seconds_without_130101() {
+    let mut world = World::new("r").await;
+    // The sandbox robot enforces 20 per 10 s (and would stay throttled for 10 minutes).
+    let robot = Robot::start(10, 20).await;
+    let (www, state) = setup(&mut world, 60).await;
+    let scheme = write_config(
+        &mut world,
+        &www,
+        &state,
+        &robot,
+        ROBOT_SECRET,
+        json!({"batch_size": 1, "window_secs": 10}),
+    );
+
+    let started = Instant::now();
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 60 records, 60 written, 0 skipped, 0 dead-lettered"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    assert!(elapsed >= Duration::from_secs(20), "{elapsed:?}");
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 60);
+    assert!(messages.iter().all(|m| announced_count(m) == 1));
+    let at: Vec<i64> = messages
+        .iter()
+        .map(|m| m["received_at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        at[59] - at[0] >= 20_000,
+        "first to last message: {} ms",
+        at[59] - at[0]
+    );
+    // No 10-second span holds more than 20 messages.
+    for i in 20..at.len() {
+        assert!(
+            at[i] - at[i - 20] >= 10_000,
+            "messages {} and {i} only {} ms apart",
+            i - 20,
+            at[i] - at[i - 20]
+        );
+    }
+    assert_eq!(
+        robot.send_calls().await,
+        (60, BTreeMap::from([("200".to_string(), 60)]))
+    );
+    let expected: Vec<String> = (1..=60).map(contact_name).collect();
+    assert_each_record_once(&messages, &expected);
+    world.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_stops_the_scheme_with_a_clear_error_and_keeps_every_message_queued() {
+    let mut world = World::new("r").await;
+    let robot = Robot::start(60, 20).await;
+    let (www, state) = setup(&mut world, 95).await;
+    let wrong = "SEC-not-the-robots-secret";
+    let scheme = write_config(
+        &mut world,
+        &www,
+        &state,
+        &robot,
+        wrong,
+        json!({"batch_size": 10}),
+    );
+
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "120"]).await;
+    assert!(!out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: stopped: connection `notify`: the DingTalk robot refused the message: \
+             errcode 310000 (sign not match); check the connection's `secret`, `keyword`, the \
+             robot's IP whitelist and this machine's clock"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    let everything = all_output(&out);
+    assert!(
+        !everything.contains(wrong) && !everything.contains(ROBOT_TOKEN),
+        "{everything}"
+    );
+    let load_queue = names::work_queue(&scheme, Stage::Load);
+    world
+        .wait_for(
+            "every load message back in the queue",
+            Duration::from_secs(30),
+            || async { (depth(&scheme, &load_queue).await == 10).then_some(()) },
+        )
+        .await;
+    assert_eq!(depth(&scheme, &names::dlq(&scheme, Stage::Load)).await, 0);
+    assert!(robot.messages().await.is_empty());
+    world.clean().await;
+}
+
+/// The sink on its own, against the sandbox and a state database: 130101 answers are waited out
+/// inside the sink, a 5xx burst is a transient failure, the ledger makes a second write a no-op
+/// and a changed record an update, and token errors are configuration errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
+    let mut world = World::new("r").await;
+    let robot = Robot::start(60, 20).await;
+    let state = ferry_state::State::connect(&world.state_url())
+        .await
+        .unwrap();
+    let metadata: ferry_core::Metadata = serde_json::from_value(json!({
+        "api": "DingTalkRoBotPush",
+        "idCheck": true,
+        "batch_size": 1,
+        "window_secs": 1,
+        "request": [
+            {"field": "title", "value": "平台网站用户留言推送"},
+            {"field": "header", "value": "用户留言"},
+            {"label": "留言用户姓名", "field": "name", "value": "{name}"},
+            {"label": "公司名称", "field": "company", "value": "{company}"}
+        ]
+    }))
+    .unwrap();
+    let conn = |token: &str| ferry_core::config::DingTalkRobotConnection {
+        base_url: robot.url(),
+        access_token: ferry_core::config::Secret::new(token),
+        secret: Some(ferry_core::config::Secret::new(ROBOT_SECRET)),
+        keyword: None,
+        per_minute: 20,
+        format: ferry_core::config::RobotFormat::Markdown,
+        timeout_secs: 10,
+    };
+    let sink = |token: &str| {
+        ferry_sinks::robot::RobotSink::new(
+            "notify",
+            &conn(token),
+            &metadata,
+            state.clone(),
+            ferry_sinks::robot::http_client().unwrap(),
+            "sink-test",
+        )
+        .unwrap()
+    };
+    let record = |name: &str, company: &str| Record {
+        id: name.to_string(),
+        data: json!({"title": "平台网站用户留言推送", "header": "用户留言", "name": name, "company": company}),
+    };
+    let batch: Vec<Record> = (1..=4)
+        .map(|i| record(&contact_name(i), "某某公司 😀"))
+        .collect();
+    let good = sink(ROBOT_TOKEN);
+
+    // Every second call answers 130101: each is waited out (1 s window) and retried.
+    robot
+        .set_faults(json!({"robot": {"throttle_every": 2}}))
+        .await;
+    let report = tokio::time::timeout(Duration::from_secs(60), good.write(batch.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (report.written, report.skipped, report.failed.len()),
+        (4, 0, 0)
+    );
+    assert_eq!(robot.messages().await.len(), 4);
+    assert_eq!(robot.send_calls().await.0, 7);
+
+    // Written again (a redelivery): nothing is pushed.
+    robot.set_faults(json!({"robot": {}})).await;
+    let report = good.write(batch.clone()).await.unwrap();
+    assert_eq!((report.written, report.skipped), (0, 4));
+    assert_eq!(robot.messages().await.len(), 4);
+
+    // A 5xx burst: the batch fails as transient and nothing is recorded as delivered.
+    robot.set_faults(json!({"robot": {"burst_5xx": 1}})).await;
+    let changed = vec![record(&contact_name(1), "改名公司")];
+    let err = good.write(changed.clone()).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "connection `notify`: the DingTalk robot at {} answered HTTP 503 Service Unavailable",
+            robot.url()
+        )
+    );
+    // The retry pushes the changed record, marked as an update, with its duplicate collapsed.
+    let report = good
+        .write(vec![changed[0].clone(), changed[0].clone()])
+        .await
+        .unwrap();
+    assert_eq!((report.written, report.skipped), (1, 1));
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 5);
+    assert_eq!(
+        text_of(&messages[4]),
+        format!(
+            "#### 用户留言（1 条）\n\n**1.**（更新）\n- 留言用户姓名: {}\n- 公司名称: 改名公司",
+            contact_name(1)
+        )
+    );
+
+    // An unknown token is a configuration error naming the connection, not the token.
+    let err = sink("not-the-token")
+        .write(vec![record("王五", "乙")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FerryError::config(
+            "connection `notify`: the DingTalk robot refused the message: errcode 300005 \
+             (token is not exist); check the connection's `access_token`"
+        )
+    );
+    assert_eq!(robot.messages().await.len(), 5);
+
+    // Throttling that outlasts `throttle_retries` hands the batch back as transient, with the
+    // window as the hint; nothing of it was pushed or recorded.
+    let mut impatient = metadata.clone();
+    impatient.extra.insert("throttle_retries".into(), json!(1));
+    let impatient = ferry_sinks::robot::RobotSink::new(
+        "notify",
+        &conn(ROBOT_TOKEN),
+        &impatient,
+        state.clone(),
+        ferry_sinks::robot::http_client().unwrap(),
+        "sink-test",
+    )
+    .unwrap();
+    robot
+        .set_faults(json!({"robot": {"throttle_every": 1}}))
+        .await;
+    let started = Instant::now();
+    let err = impatient
+        .write(vec![record("赵六", "丙")])
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "one wait of the 1 s window + 1 s margin"
+    );
+    assert_eq!(
+        err,
+        FerryError::Transient {
+            message: "connection `notify`: the DingTalk robot still answers errcode 130101 \
+                      (send too fast, exceed 20 times per minute) after waiting out its window 1 time(s) of 2 s"
+                .into(),
+            retry_after: Some(Duration::from_secs(2)),
+        }
+    );
+    robot.set_faults(json!({"robot": {}})).await;
+    let report = impatient.write(vec![record("赵六", "丙")]).await.unwrap();
+    assert_eq!((report.written, report.skipped), (1, 0));
+    assert_eq!(robot.messages().await.len(), 6);
+    world.clean().await;
+}
+
+/// Take `count` messages of `queue` (acknowledged), keeping body and headers. A consumer, not
+/// `basic.get`: quorum queues with a single active consumer refuse `basic.get`.
+async fn take(queue: &str, count: usize) -> Vec<(Envelope, Headers)> {
+    let bus = Bus::connect(common::AMQP, "ferry-test-robot-take")
+        .await
+        .unwrap();
+    let mut consumer = bus
+        .consume(queue, 50, "ferry-test-robot-take")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let incoming = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+            .await
+            .expect("a load message within 30 s")
+            .unwrap()
+            .expect("the consumer is not cancelled");
+        let envelope = incoming.envelope.clone().expect("an envelope");
+        out.push((envelope, incoming.headers.clone()));
+        incoming.ack().await.unwrap();
+    }
+    let _ = consumer.cancel().await;
+    let _ = bus.close().await;
+    out
+}
+
+/// Publish `messages` to `queue` with confirms.
+async fn publish(queue: &str, messages: &[(Envelope, Headers)]) {
+    let bus = Bus::connect(common::AMQP, "ferry-test-robot-publish")
+        .await
+        .unwrap();
+    bus.publisher()
+        .await
+        .unwrap()
+        .publish_many(queue, messages)
+        .await
+        .unwrap();
+    let _ = bus.close().await;
+}
+
+async fn created_at_of(world: &World, www: &str, id: u64) -> String {
+    world
+        .scalar_string(&format!(
+            "SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') FROM `{www}`.www_contact WHERE id = {id}"
+        ))
+        .await
+}
