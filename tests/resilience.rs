@@ -440,16 +440,17 @@ fn keep_logs(world: &World) -> String {
     kept.display().to_string()
 }
 
-/// Wait until the run is `done` in the state database (every record settled, by Ferry's own
-/// count) and return `(records, written, skipped, dead)`.
+/// Wait until the latest run is `done` in the state database (every record settled, by Ferry's
+/// own count) and return `(records, written, skipped, dead)`. An extractor that was restarted
+/// left its first run `failed`; the run that counts is the one that finished the job.
 async fn settled_run(world: &mut World) -> (i64, i64, i64, i64) {
     let state = world.state_url();
     let db = state.rsplit('/').next().expect("state db").to_string();
     let admin = world.admin.clone();
     world
-        .wait_for("the run to be done", Duration::from_secs(60), || {
+        .wait_for("the run to be done", Duration::from_secs(180), || {
             let sql =
-                format!("SELECT status, records, written, skipped, dead FROM `{db}`.ferry_runs");
+                format!("SELECT status, records, written, skipped, dead FROM `{db}`.ferry_runs ORDER BY started_at DESC LIMIT 1");
             let admin = admin.clone();
             async move {
                 let row = sqlx::query(AssertSqlSafe(sql))

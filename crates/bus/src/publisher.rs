@@ -120,11 +120,7 @@ impl Publisher {
                 pass = tokio::time::timeout(
                     Duration::from_secs(CONFIRM_TIMEOUT_SECS),
                     self.publish_pass(queue, &routing_key, messages),
-                ) => pass.map_err(|_| BusError::ConfirmTimeout {
-                    queue: queue.to_string(),
-                    count: messages.len(),
-                    secs: CONFIRM_TIMEOUT_SECS,
-                })?,
+                ) => pass.map_err(|_| self.timed_out(queue, messages.len()))?,
                 // Confirms that a stalled recovery will never deliver.
                 lost = self.lost.wait() => return Err(lost),
             };
@@ -139,6 +135,24 @@ impl Publisher {
             }
             tracing::warn!(queue, error = %err, "publish failed; waiting for RabbitMQ recovery");
             self.lost.recover(&self.channel, err).await?;
+        }
+    }
+
+    /// The error for a pass that outlasted [`CONFIRM_TIMEOUT_SECS`]. Confirms pending while the
+    /// connection was reconnecting all that time will never come (lapin only fails them once a
+    /// reconnection starts): that is a lost connection, not a slow broker.
+    fn timed_out(&self, queue: &str, count: usize) -> BusError {
+        if self.channel.status().connected() {
+            BusError::ConfirmTimeout {
+                queue: queue.to_string(),
+                count,
+                secs: CONFIRM_TIMEOUT_SECS,
+            }
+        } else {
+            BusError::Lost(format!(
+                "{count} message(s) for {queue} were still unconfirmed after {CONFIRM_TIMEOUT_SECS} s \
+                 of reconnecting"
+            ))
         }
     }
 

@@ -220,7 +220,7 @@ pub async fn extract(
         extractor.follow_schedules(schemes, shutdown).await;
         return Ok(());
     }
-    let mut failures = 0;
+    let mut failures = Vec::new();
     for scheme in &schemes {
         match extractor.run_once(scheme, &shutdown).await {
             Ok(Some(x)) => println!(
@@ -232,16 +232,22 @@ pub async fn extract(
                 scheme.scheme.name
             ),
             Err(e) => {
-                failures += 1;
                 eprintln!(
                     "{}: extraction failed ({}): {e}",
                     scheme.scheme.name,
                     e.class()
                 );
+                failures.push(format!("{} ({}: {e})", scheme.scheme.name, e.class()));
             }
         }
     }
-    anyhow::ensure!(failures == 0, "{failures} scheme(s) failed to extract");
+    // The last line names every failed scheme and why, so a supervisor's log tail says it all.
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} scheme(s) failed to extract: {}",
+        failures.len(),
+        failures.join("; ")
+    );
     Ok(())
 }
 
