@@ -123,6 +123,8 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
             "checkpoint": {
                 "last_sync_time": checkpoint.last_sync_time.map(|t| t.to_rfc3339()),
                 "cursor": checkpoint.cursor,
+                // The unfinished run the next extraction continues from the cursor.
+                "resumes_run": checkpoint.cursor.as_ref().and(checkpoint.run_id.as_ref()),
             },
             "runs": runs.iter().map(|r| json!({
                 "run_id": r.run_id, "status": r.status,
@@ -193,6 +195,12 @@ fn print_status(s: &Value) {
         } else {
             println!("  dead letters: none");
         }
+    }
+    if let Some(run) = s["checkpoint"]["resumes_run"].as_str() {
+        println!(
+            "  unfinished run {run}: the next `ferry extract` continues it after cursor {}",
+            s["checkpoint"]["cursor"]
+        );
     }
     for r in s["runs"].as_array().into_iter().flatten() {
         println!(

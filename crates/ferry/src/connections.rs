@@ -94,6 +94,14 @@ impl Connections {
         }
     }
 
+    /// True when the scheme's source can start at a saved cursor (an interrupted run resumes).
+    pub fn can_resume(&self, scheme: &LoadedScheme) -> bool {
+        matches!(
+            self.connection(&scheme.scheme.source.connection),
+            Ok(Connection::Mysql(_))
+        )
+    }
+
     /// Open the scheme's target.
     pub async fn open_sink(&self, scheme: &LoadedScheme) -> Result<Arc<dyn Sink>, FerryError> {
         let name = &scheme.scheme.target.connection;

@@ -12,4 +12,4 @@ pub mod mysql;
 mod schema;
 pub mod store;
 
-pub use store::{Checkpoint, LedgerEntry, RunSummary, State, StateError};
+pub use store::{Checkpoint, ConfirmedPage, LedgerEntry, Resume, RunSummary, State, StateError};

@@ -69,4 +69,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, batch_key),
         KEY ferry_settled_at (settled_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin",
+    // The run a saved cursor belongs to and a digest of the source it was read with: an
+    // interrupted run resumes after its last confirmed page only with the same source settings.
+    "ALTER TABLE ferry_checkpoints
+        ADD COLUMN IF NOT EXISTS run_id VARCHAR(64) NULL,
+        ADD COLUMN IF NOT EXISTS source_digest CHAR(64) NULL",
 ];

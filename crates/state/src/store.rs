@@ -41,6 +41,30 @@ pub struct Checkpoint {
     pub cursor: Option<serde_json::Value>,
     /// Start time of the last run that extracted everything: `{{LAST_SYNC_TIME}}`.
     pub last_sync_time: Option<DateTime<Utc>>,
+    /// The run the cursor belongs to (an extraction that did not finish).
+    pub run_id: Option<String>,
+    /// Digest of the source settings the cursor was read with.
+    pub source_digest: Option<String>,
+}
+
+/// A page the broker confirmed, as [`State::page_confirmed`] records it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfirmedPage<'a> {
+    pub scheme: &'a str,
+    pub run_id: &'a str,
+    pub records: u64,
+    /// The position after this page; `None` for sources that cannot resume.
+    pub cursor: Option<&'a serde_json::Value>,
+    /// Digest of the source settings (see [`State::resume_run`]).
+    pub source_digest: &'a str,
+}
+
+/// An interrupted run to continue: its counts so far and the position after its last confirmed
+/// page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resume {
+    pub run: RunSummary,
+    pub cursor: serde_json::Value,
 }
 
 /// A run as `ferry status` shows it.
@@ -106,7 +130,8 @@ impl State {
 
     pub async fn checkpoint(&self, scheme: &str) -> Result<Checkpoint> {
         let row = sqlx::query(
-            "SELECT cursor_json, last_sync_time FROM ferry_checkpoints WHERE scheme = ?",
+            "SELECT cursor_json, last_sync_time, run_id, source_digest
+             FROM ferry_checkpoints WHERE scheme = ?",
         )
         .bind(scheme)
         .fetch_optional(&self.pool)
@@ -128,35 +153,77 @@ impl State {
         Ok(Checkpoint {
             cursor,
             last_sync_time: last.map(utc),
+            run_id: row.try_get(2)?,
+            source_digest: row.try_get(3)?,
         })
     }
 
-    pub async fn save_cursor(
-        &self,
-        scheme: &str,
-        cursor: Option<&serde_json::Value>,
-    ) -> Result<()> {
-        let text = cursor.map(|c| c.to_string());
+    /// Count a page the broker confirmed and, in the same transaction, move the scheme's cursor
+    /// past it: the run's counts and the position it would resume from never disagree.
+    pub async fn page_confirmed(&self, page: &ConfirmedPage<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO ferry_checkpoints (scheme, cursor_json, updated_at)
-             VALUES (?, ?, UTC_TIMESTAMP(6))
-             ON DUPLICATE KEY UPDATE cursor_json = VALUES(cursor_json), updated_at = VALUES(updated_at)",
+            "UPDATE ferry_runs SET pages = pages + 1, records = records + ? WHERE run_id = ?",
         )
-        .bind(scheme)
-        .bind(text)
-        .execute(&self.pool)
+        .bind(page.records)
+        .bind(page.run_id)
+        .execute(&mut *tx)
         .await?;
+        if let Some(cursor) = page.cursor {
+            sqlx::query(
+                "INSERT INTO ferry_checkpoints (scheme, cursor_json, run_id, source_digest, updated_at)
+                 VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))
+                 ON DUPLICATE KEY UPDATE cursor_json = VALUES(cursor_json), run_id = VALUES(run_id),
+                     source_digest = VALUES(source_digest), updated_at = VALUES(updated_at)",
+            )
+            .bind(page.scheme)
+            .bind(cursor.to_string())
+            .bind(page.run_id)
+            .bind(page.source_digest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
+    /// The interrupted run a scheme's extraction can resume: the run its saved cursor belongs to,
+    /// when that cursor was read with `source_digest` and the run ended without extracting
+    /// everything (it failed, or its extractor died). The run is marked `extracting` again.
+    pub async fn resume_run(&self, scheme: &str, source_digest: &str) -> Result<Option<Resume>> {
+        let checkpoint = self.checkpoint(scheme).await?;
+        let (Some(cursor), Some(run_id)) = (checkpoint.cursor, checkpoint.run_id) else {
+            return Ok(None);
+        };
+        if checkpoint.source_digest.as_deref() != Some(source_digest) {
+            return Ok(None);
+        }
+        let reopened = sqlx::query(
+            "UPDATE ferry_runs SET status = 'extracting', error = NULL, extracted_at = NULL
+             WHERE run_id = ? AND scheme = ? AND status IN ('extracting', 'failed')",
+        )
+        .bind(&run_id)
+        .bind(scheme)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if reopened != 1 {
+            return Ok(None);
+        }
+        let Some(run) = self.run(&run_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Resume { run, cursor }))
+    }
+
     /// Record that a run extracted everything from `since`: the next run's `LAST_SYNC_TIME`.
-    /// The cursor is cleared (the next run starts over, idCheck absorbs repeats).
+    /// The cursor is cleared: the next run starts from the beginning of its window.
     pub async fn complete_sync(&self, scheme: &str, since: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, updated_at)
              VALUES (?, NULL, ?, UTC_TIMESTAMP(6))
-             ON DUPLICATE KEY UPDATE cursor_json = NULL, last_sync_time = VALUES(last_sync_time),
-                 updated_at = VALUES(updated_at)",
+             ON DUPLICATE KEY UPDATE cursor_json = NULL, run_id = NULL, source_digest = NULL,
+                 last_sync_time = VALUES(last_sync_time), updated_at = VALUES(updated_at)",
         )
         .bind(scheme)
         .bind(since.naive_utc())
@@ -167,7 +234,13 @@ impl State {
 
     // ---- runs --------------------------------------------------------------------------------
 
-    pub async fn start_run(&self, run_id: &str, scheme: &str) -> Result<()> {
+    /// Record a new run of `scheme` that started at `started_at` (the run's `NOW()`).
+    pub async fn start_run(
+        &self,
+        run_id: &str,
+        scheme: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
         // Settled-message keys only matter while a run's messages may still be redelivered.
         sqlx::query(
             "DELETE FROM ferry_settled WHERE settled_at < UTC_TIMESTAMP(6) - INTERVAL 7 DAY",
@@ -176,22 +249,11 @@ impl State {
         .await?;
         sqlx::query(
             "INSERT INTO ferry_runs (run_id, scheme, status, started_at)
-             VALUES (?, ?, 'extracting', UTC_TIMESTAMP(6))",
+             VALUES (?, ?, 'extracting', ?)",
         )
         .bind(run_id)
         .bind(scheme)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Count a published page.
-    pub async fn add_page(&self, run_id: &str, records: u64) -> Result<()> {
-        sqlx::query(
-            "UPDATE ferry_runs SET pages = pages + 1, records = records + ? WHERE run_id = ?",
-        )
-        .bind(records)
-        .bind(run_id)
+        .bind(started_at.naive_utc())
         .execute(&self.pool)
         .await?;
         Ok(())

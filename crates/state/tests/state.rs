@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_state::State;
+use ferry_state::{ConfirmedPage, State};
 
 const SERVER: &str = "mysql://root@127.0.0.1:3306";
 
@@ -31,6 +31,70 @@ impl TestDb {
     }
 }
 
+const DIGEST: &str = "d1";
+
+/// A confirmed page of scheme `s`.
+fn page<'a>(
+    run_id: &'a str,
+    records: u64,
+    cursor: Option<&'a serde_json::Value>,
+) -> ConfirmedPage<'a> {
+    ConfirmedPage {
+        scheme: "s",
+        run_id,
+        records,
+        cursor,
+        source_digest: DIGEST,
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_after_its_last_confirmed_page_with_the_same_source() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    assert_eq!(
+        s.resume_run("s", DIGEST).await.unwrap(),
+        None,
+        "nothing saved"
+    );
+    s.start_run("r1", "s", chrono::Utc::now()).await.unwrap();
+    let first = serde_json::json!({"last_id": 500});
+    let second = serde_json::json!({"last_id": 1000});
+    s.page_confirmed(&page("r1", 500, Some(&first)))
+        .await
+        .unwrap();
+    s.page_confirmed(&page("r1", 500, Some(&second)))
+        .await
+        .unwrap();
+    s.end_extraction("r1", Some("lost the RabbitMQ connection"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        s.resume_run("s", "another source").await.unwrap(),
+        None,
+        "a changed source starts over"
+    );
+    let resume = s.resume_run("s", DIGEST).await.unwrap().expect("resumable");
+    assert_eq!(resume.cursor, second, "after the last confirmed page");
+    assert_eq!(
+        (
+            resume.run.run_id.as_str(),
+            resume.run.status.as_str(),
+            resume.run.pages,
+            resume.run.records,
+            resume.run.error
+        ),
+        ("r1", "extracting", 2, 1000, None)
+    );
+
+    // A run that extracted everything is never resumed: its cursor is gone.
+    s.end_extraction("r1", None).await.unwrap();
+    s.complete_sync("s", chrono::Utc::now()).await.unwrap();
+    assert_eq!(s.resume_run("s", DIGEST).await.unwrap(), None);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent_and_checkpoints_round_trip() {
     let db = TestDb::new().await;
@@ -41,13 +105,24 @@ async fn migrations_are_idempotent_and_checkpoints_round_trip() {
 
     assert_eq!(db.state.checkpoint("s").await.unwrap(), Default::default());
     let cursor = serde_json::json!({"last_id": 42, "note": "中文🚀"});
-    db.state.save_cursor("s", Some(&cursor)).await.unwrap();
-    assert_eq!(db.state.checkpoint("s").await.unwrap().cursor, Some(cursor));
+    db.state
+        .start_run("r1", "s", chrono::Utc::now())
+        .await
+        .unwrap();
+    db.state
+        .page_confirmed(&page("r1", 10, Some(&cursor)))
+        .await
+        .unwrap();
+    let cp = db.state.checkpoint("s").await.unwrap();
+    assert_eq!(
+        (cp.cursor, cp.run_id.as_deref(), cp.source_digest.as_deref()),
+        (Some(cursor), Some("r1"), Some(DIGEST))
+    );
 
     let since = chrono::Utc::now();
     db.state.complete_sync("s", since).await.unwrap();
     let cp = db.state.checkpoint("s").await.unwrap();
-    assert_eq!(cp.cursor, None);
+    assert_eq!((cp.cursor, cp.run_id), (None, None));
     assert_eq!(
         cp.last_sync_time.unwrap().timestamp_micros(),
         since.timestamp_micros()
@@ -119,9 +194,9 @@ async fn a_dead_holders_lease_can_be_taken_over_once() {
 async fn runs_settle_to_done() {
     let db = TestDb::new().await;
     let s = &db.state;
-    s.start_run("r1", "s").await.unwrap();
-    s.add_page("r1", 3).await.unwrap();
-    s.add_page("r1", 2).await.unwrap();
+    s.start_run("r1", "s", chrono::Utc::now()).await.unwrap();
+    s.page_confirmed(&page("r1", 3, None)).await.unwrap();
+    s.page_confirmed(&page("r1", 2, None)).await.unwrap();
     s.settle("r1", "batch-a", 2, 0, 0).await.unwrap();
     s.settle("r1", "batch-a", 2, 0, 0).await.unwrap(); // the same message, redelivered
     s.end_extraction("r1", None).await.unwrap();

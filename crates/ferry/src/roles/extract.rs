@@ -6,8 +6,15 @@
 //!    at once; a crashed holder's lease expires after [`LEASE_SECS`]);
 //! 2. open the source with the run's clock and `LAST_SYNC_TIME` from the checkpoint;
 //! 3. for each page: publish it and wait for the broker's confirm, then count it and move the
-//!    cursor (a page is never counted before the broker has it);
+//!    cursor, in one transaction (a page is never counted before the broker has it);
 //! 4. at the end, record the run's start as the next `LAST_SYNC_TIME`.
+//!
+//! A run that did not get to the end (its extractor was killed, lost the broker, or stopped on a
+//! signal) is resumed by the next one: same run id, same clock and window, from the cursor after
+//! its last confirmed page, so nothing is extracted twice but the one page that may have been in
+//! flight (which counts once: its messages carry the same sequence number and record ids). Resuming
+//! needs a source that can start at a cursor (MySQL) and the same source settings; otherwise the
+//! next run starts over and idCheck absorbs the repeats.
 //!
 //! Transient source errors (network, throttling, 5xx) are retried with exponential backoff;
 //! a configuration error fails the run at once with the reason.
@@ -22,7 +29,7 @@ use ferry_bus::{Bus, Headers, Publisher, Stage, names};
 use ferry_core::load::LoadedScheme;
 use ferry_core::template::Context;
 use ferry_core::{Envelope, ErrorClass, FerryError};
-use ferry_state::State;
+use ferry_state::{ConfirmedPage, Resume, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -44,6 +51,8 @@ pub struct Extracted {
     pub pages: u64,
     pub records: u64,
     pub seconds: f64,
+    /// The page an interrupted run was resumed after.
+    pub resumed_after: Option<u64>,
 }
 
 pub struct Extractor {
@@ -97,7 +106,15 @@ impl Extractor {
                 }
             })
         };
-        let run_id = uuid::Uuid::now_v7().to_string();
+        let digest = source_digest(scheme);
+        let resume = match self.connections.can_resume(scheme) {
+            true => self.state.resume_run(&name, &digest).await?,
+            false => None,
+        };
+        let run_id = resume.as_ref().map_or_else(
+            || uuid::Uuid::now_v7().to_string(),
+            |r| r.run.run_id.clone(),
+        );
         let span = tracing::info_span!(
             "ferry.extract",
             otel.name = %format!("extract {name}"),
@@ -107,7 +124,7 @@ impl Extractor {
         );
         crate::telemetry::record_trace_id(&span);
         let result = self
-            .extract(scheme, &run_id, shutdown, &span)
+            .extract(scheme, &run_id, (resume, &digest), shutdown, &span)
             .instrument(span.clone())
             .await;
         renew.abort();
@@ -121,6 +138,7 @@ impl Extractor {
         &self,
         scheme: &LoadedScheme,
         run_id: &str,
+        (resume, digest): (Option<Resume>, &str),
         shutdown: &Shutdown,
         span: &tracing::Span,
     ) -> Result<Extracted, FerryError> {
@@ -131,9 +149,26 @@ impl Extractor {
                 scheme.scheme.timezone
             ))
         })?;
-        let started_utc = chrono::Utc::now();
         let started = Instant::now();
-        self.state.start_run(run_id, name).await?;
+        // A resumed run keeps its clock: NOW() and the next LAST_SYNC_TIME are the first start's.
+        let started_utc = match &resume {
+            Some(resume) => {
+                tracing::info!(
+                    scheme = name,
+                    run = run_id,
+                    after_page = resume.run.pages,
+                    records = resume.run.records,
+                    cursor = %resume.cursor,
+                    "resuming an interrupted run after its last confirmed page"
+                );
+                resume.run.started_at
+            }
+            None => {
+                let now = chrono::Utc::now();
+                self.state.start_run(run_id, name, now).await?;
+                now
+            }
+        };
         let checkpoint = self.state.checkpoint(name).await?;
         let mut ctx = Context::new(started_utc.with_timezone(&tz), tz);
         if let Some(last) = checkpoint.last_sync_time {
@@ -147,7 +182,9 @@ impl Extractor {
                     run_id,
                     started,
                     trace: &span.context(),
+                    digest,
                 },
+                resume.as_ref(),
                 ctx,
                 &publisher,
                 shutdown,
@@ -173,6 +210,7 @@ impl Extractor {
                     pages,
                     records,
                     seconds,
+                    resumed_after: resume.map(|r| r.run.pages.max(0) as u64),
                 })
             }
             Err(err) => {
@@ -189,6 +227,7 @@ impl Extractor {
         &self,
         scheme: &LoadedScheme,
         run: &RunIdentity<'_>,
+        resume: Option<&Resume>,
         ctx: Context<'static>,
         publisher: &Publisher,
         shutdown: &Shutdown,
@@ -197,17 +236,26 @@ impl Extractor {
             run_id,
             started,
             trace,
+            digest,
         } = *run;
         let name = scheme.scheme.name.as_str();
         let queue = names::work_queue(name, Stage::Transform);
-        let mut source = self.connections.open_source(scheme, ctx, None).await?;
-        let (mut pages, mut records) = (0u64, 0u64);
+        let mut source = self
+            .connections
+            .open_source(scheme, ctx, resume.map(|r| &r.cursor))
+            .await?;
+        // Counted over the whole run, a resumed one included; records/s over this attempt.
+        let (mut pages, mut records) = resume.map_or((0, 0), |r| {
+            (r.run.pages.max(0) as u64, r.run.records.max(0) as u64)
+        });
+        let (first_page, first_records) = (pages, records);
         let mut last_progress = Instant::now();
         loop {
             if shutdown.is_set() {
-                return Err(FerryError::transient(
-                    "interrupted by shutdown; the next run starts over",
-                ));
+                return Err(FerryError::transient(format!(
+                    "interrupted by shutdown after page {pages}; the next run resumes after it \
+                     (MySQL sources) or starts over"
+                )));
             }
             let mut backoff = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(500))
@@ -252,10 +300,15 @@ impl Extractor {
                 .await
                 .map_err(bus_error)?;
             // Only now, with the page safely in the broker, does the run count it.
-            self.state.add_page(run_id, n).await?;
-            if let Some(cursor) = &page.cursor {
-                self.state.save_cursor(name, Some(cursor)).await?;
-            }
+            self.state
+                .page_confirmed(&ConfirmedPage {
+                    scheme: name,
+                    run_id,
+                    records: n,
+                    cursor: page.cursor.as_ref(),
+                    source_digest: digest,
+                })
+                .await?;
             crate::metrics::global().add(crate::metrics::PAGES, name, "extract", 1);
             crate::metrics::global().add(crate::metrics::RECORDS_OUT, name, "extract", n);
             if last_progress.elapsed() >= Duration::from_secs(PROGRESS_EVERY_SECS) {
@@ -265,10 +318,18 @@ impl Extractor {
                     scheme = name,
                     pages,
                     records,
-                    records_per_sec = (records as f64 / secs) as u64,
+                    records_per_sec = ((records - first_records) as f64 / secs) as u64,
                     "extracting"
                 );
             }
+        }
+        if resume.is_some() {
+            tracing::info!(
+                scheme = name,
+                pages = pages - first_page,
+                records = records - first_records,
+                "extracted the rest of the resumed run"
+            );
         }
         Ok((pages, records))
     }
@@ -334,6 +395,19 @@ struct RunIdentity<'a> {
     run_id: &'a str,
     started: Instant,
     trace: &'a opentelemetry::Context,
+    /// Digest of the source settings, saved with each cursor.
+    digest: &'a str,
+}
+
+/// Digest of what decides which records a source yields and in which order (its connection,
+/// metadata and time zone): a saved cursor is resumed only under the same digest.
+fn source_digest(scheme: &LoadedScheme) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(serde_json::to_vec(&scheme.scheme.source).unwrap_or_default());
+    hash.update([0u8]);
+    hash.update(scheme.scheme.timezone.as_bytes());
+    ferry_core::sign::to_hex(&hash.finalize())
 }
 
 /// The lease owner of this process: `<host>-<pid>-<uuid>`.

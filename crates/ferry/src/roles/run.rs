@@ -224,8 +224,13 @@ pub async fn extract(
     for scheme in &schemes {
         match extractor.run_once(scheme, &shutdown).await {
             Ok(Some(x)) => println!(
-                "{}: extracted {} records in {} pages ({:.1} s), run {}",
-                x.scheme, x.records, x.pages, x.seconds, x.run_id
+                "{}: extracted {} records in {} pages ({:.1} s), run {}{}",
+                x.scheme,
+                x.records,
+                x.pages,
+                x.seconds,
+                x.run_id,
+                resumed_note(&x)
             ),
             Ok(None) => println!(
                 "{}: skipped, another extractor is running it",
@@ -361,15 +366,23 @@ fn summary_line(name: &str, x: &Extracted, run: &RunSummary) -> String {
         .unwrap_or(x.seconds)
         .max(0.001);
     format!(
-        "{name}: {} pages, {} records, {} written, {} skipped, {} dead-lettered in {:.1} s ({:.0} records/s)",
+        "{name}: {} pages, {} records, {} written, {} skipped, {} dead-lettered in {:.1} s ({:.0} records/s){}",
         run.pages,
         run.records,
         run.written,
         run.skipped,
         run.dead,
         secs,
-        run.records as f64 / secs
+        run.records as f64 / secs,
+        resumed_note(x)
     )
+}
+
+/// `, resumed after page N` for a run that continued an interrupted one.
+fn resumed_note(x: &Extracted) -> String {
+    x.resumed_after
+        .map(|page| format!(", resumed after page {page}"))
+        .unwrap_or_default()
 }
 
 /// Poll the runs until each is `done`. A scheme whose worker stopped on a configuration error
