@@ -587,6 +587,121 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
     drop(rabbit);
 }
 
+/// The broker stays down longer than `[broker] recovery_wait_secs` (3 s here, 60 by default), so
+/// every role gives its connection up while the extractor is in the middle of its run. Each role
+/// connects afresh in the same process once the broker is back (no role exits, no supervisor
+/// needed), the extractor resumes its run after the last confirmed page, and the run completes with
+/// every row exactly once and every record counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process() {
+    let mut world = World::new("ro").await;
+    let mut rabbit = match private_rabbitmq(&world.id) {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot start a private RabbitMQ node: {why}");
+            world.clean().await;
+            return;
+        }
+    };
+    let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port);
+    let src = fill_source(&mut world).await;
+    let dst = world.database("dst").await;
+    world.exec(&format!("USE `{dst}`; {TARGET_DDL}")).await;
+    let scheme = write_config(
+        &mut world,
+        &amqp,
+        &format!("{}/{src}", common::MYSQL),
+        &format!("{}/{dst}", common::MYSQL),
+    );
+    let toml = world.log("ferry.toml").replace(
+        &format!("url = \"{amqp}\"\n"),
+        &format!("url = \"{amqp}\"\nrecovery_wait_secs = 3\n"),
+    );
+    assert!(toml.contains("recovery_wait_secs = 3"), "{toml}");
+    world.write("ferry.toml", &toml);
+    // Each page query waits 0.2 s: the 60 pages take 12 s, so the outage falls inside the run.
+    let slow = world.log("schemes/orders.json").replace(
+        "FROM orders WHERE",
+        "FROM orders JOIN (SELECT SLEEP(0.2) AS pause) AS slow WHERE",
+    );
+    world.write("schemes/orders.json", &slow);
+
+    let mut roles = vec![
+        Role::spawn(&mut world, &["transform"], "transform.log"),
+        Role::spawn(&mut world, &["load", "--workers", "2"], "load.log"),
+        Role::spawn(&mut world, &["extract", "--once"], "extract.log"),
+    ];
+    let admin = world.admin.clone();
+    world
+        .wait_for(
+            "the first rows in the target",
+            Duration::from_secs(120),
+            || {
+                let admin = admin.clone();
+                let dst = dst.clone();
+                async move { count(&admin, &dst).await.filter(|n| *n > 0).map(|_| ()) }
+            },
+        )
+        .await;
+    rabbit.stop("TERM");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    rabbit.start().expect("restart the private RabbitMQ");
+
+    supervise_until_complete(
+        &mut world,
+        &mut roles,
+        || count(&admin, &dst),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert!(
+        roles.iter().all(|r| r.exits.is_empty()),
+        "no role ended: {} (logs in {})",
+        report(&roles),
+        keep_logs(&world)
+    );
+    for log in ["transform.log", "load.log", "extract.log"] {
+        assert!(
+            world.log(log).contains("connecting afresh"),
+            "{log} gave its connection up and connected afresh:\n{}",
+            world.log(log)
+        );
+    }
+    assert_eq!(
+        digest(&admin, &dst, "orders_copy").await,
+        digest(&admin, &src, "orders").await,
+        "every row exactly once, every column unchanged"
+    );
+    let (records, written, skipped, dead) = settled_run(&mut world).await;
+    assert_eq!((records, dead), (ROWS, 0));
+    assert_eq!(written + skipped, ROWS, "each record counted once");
+    let state = world.state_url();
+    let state_db = state.rsplit('/').next().expect("state db");
+    assert_eq!(
+        world
+            .scalar_i64(&format!(
+                "SELECT COUNT(*) FROM `{state_db}`.ferry_runs WHERE pages = 60"
+            ))
+            .await,
+        1,
+        "one run of 60 pages: resumed, not started over\n{}",
+        world.log("extract.log")
+    );
+    for stage in ["transform", "load"] {
+        let dead = drain_queue_at(&amqp, &format!("ferry.{scheme}.{stage}.dlq")).await;
+        assert!(dead.is_empty(), "{stage} dead letters: {dead:?}");
+    }
+    let codes = world.stop_all();
+    assert_eq!(
+        codes,
+        vec![Some(0), Some(0), Some(0)],
+        "graceful exits\n{}",
+        world.log("extract.log")
+    );
+    world.clean().await;
+    drop(rabbit);
+}
+
 /// The target (a private MariaDB) is killed with SIGKILL while loads are in flight and started
 /// again on the same data directory after [`TARGET_OUTAGE_SECS`]. The batches that failed
 /// meanwhile go to the retry queues (1 s, 10 s, 60 s backoff) and are written once the server is

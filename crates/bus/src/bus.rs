@@ -9,13 +9,13 @@
 //! Recovery is also bounded in time. lapin 4.12.3 can stall for good when the connection dies with
 //! frames still unsent (its IO loop waits for socket events that never come and never reconnects;
 //! seen on a broker restart in the middle of a run). A watchdog per connection therefore calls the
-//! connection lost once it has been reconnecting for [`RECOVERY_WAIT_SECS`]: consumers and
-//! publishers waiting on it give up with `Lost`, the process exits non-zero, and its supervisor
-//! starts it again on a fresh connection; unacknowledged messages are redelivered.
+//! connection lost once it has been reconnecting for the recovery wait ([`RECOVERY_WAIT_SECS`] by
+//! default): consumers and publishers waiting on it give up with `Lost`, and the role drops the
+//! connection and connects afresh (see [`Bus::lost`]); unacknowledged messages are redelivered.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lapin::options::ConfirmSelectOptions;
@@ -46,6 +46,10 @@ const RECONNECT_MAX_DELAY_SECS: u64 = 5;
 /// Reconnection attempts per recovery: enough to cover [`RECOVERY_WAIT_SECS`] at the longest pause.
 const RECONNECT_ATTEMPTS: usize = 30;
 
+/// How long a connection given up is watched for a late recovery (see [`Bus::abandon`]); lapin's
+/// own attempts end sooner ([`RECONNECT_ATTEMPTS`] at most [`RECONNECT_MAX_DELAY_SECS`] apart).
+const ABANDONED_WATCH_SECS: u64 = 600;
+
 /// How often the recovery watchdog looks at the connection.
 const WATCHDOG_EVERY_MILLIS: u64 = 500;
 
@@ -73,6 +77,16 @@ impl Bus {
     /// `name` is the connection name shown in the management UI (e.g. `ferry load`). The password
     /// never appears in the error.
     pub async fn connect(url: &str, name: &str) -> Result<Bus, BusError> {
+        Bus::connect_with_recovery_wait(url, name, Duration::from_secs(RECOVERY_WAIT_SECS)).await
+    }
+
+    /// [`Bus::connect`], giving lapin's recovery `recovery_wait` before the connection counts as
+    /// lost.
+    pub async fn connect_with_recovery_wait(
+        url: &str,
+        name: &str,
+        recovery_wait: Duration,
+    ) -> Result<Bus, BusError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(name.into())
             .enable_auto_recover()
@@ -91,7 +105,7 @@ impl Bus {
                     reason: scrub(&err.to_string(), url_password(url).as_deref()),
                 })?;
         tracing::info!(url = %redacted_url, connection = name, "connected to RabbitMQ");
-        let lost = LostSignal::watch(connection.status().clone());
+        let lost = LostSignal::watch(connection.status().clone(), recovery_wait);
         Ok(Bus {
             connection,
             lost,
@@ -123,6 +137,41 @@ impl Bus {
     /// Resolves with `Lost` once the watchdog gave the connection up; never otherwise.
     pub(crate) fn lost(&self) -> LostSignal {
         self.lost.clone()
+    }
+
+    /// Resolves with [`BusError::Lost`] once this connection was given up (lapin's recovery did
+    /// not get it back within the recovery wait); pending while it is usable. A role waits on it to
+    /// drop the connection and connect afresh.
+    pub async fn wait_lost(&self) -> BusError {
+        self.lost.wait().await
+    }
+
+    /// Give this connection up for good, after [`Bus::wait_lost`]. Should lapin's recovery bring it
+    /// back after all, it is closed at once: its consumers would otherwise hold messages that
+    /// nobody processes (closing makes the broker deliver them again, to the fresh connection).
+    pub fn abandon(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(ABANDONED_WATCH_SECS);
+            while Instant::now() < deadline {
+                let status = self.connection.status();
+                if status.connected() {
+                    tracing::info!(
+                        "closing a RabbitMQ connection that recovered after it was given up"
+                    );
+                    let _ = self.close().await;
+                    return;
+                }
+                if status.closed() || status.errored() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(WATCHDOG_EVERY_MILLIS)).await;
+            }
+        });
+    }
+
+    /// True once this connection was given up.
+    pub fn is_lost(&self) -> bool {
+        self.lost.0.borrow().is_some()
     }
 
     /// Close the connection politely (consumers should be cancelled and drained first).
@@ -181,7 +230,7 @@ pub(crate) struct LostSignal(tokio::sync::watch::Receiver<Option<String>>);
 impl LostSignal {
     /// Start the watchdog of a connection. It ends on its own once the connection is given up
     /// or every holder of the signal is gone.
-    fn watch(status: lapin::ConnectionStatus) -> LostSignal {
+    fn watch(status: lapin::ConnectionStatus, recovery_wait: Duration) -> LostSignal {
         let (tx, rx) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
             let mut reconnecting_since: Option<Instant> = None;
@@ -190,14 +239,18 @@ impl LostSignal {
                 if tx.is_closed() {
                     return;
                 }
-                if !status.reconnecting() {
+                // lapin moves between Reconnecting and Connecting (each attempt) and Error (an
+                // attempt failed) while it recovers: all of it counts.
+                if !(status.reconnecting() || status.connecting() || status.errored()) {
                     reconnecting_since = None;
                     continue;
                 }
                 let since = *reconnecting_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= Duration::from_secs(RECOVERY_WAIT_SECS) {
-                    let reason =
-                        format!("the connection did not recover within {RECOVERY_WAIT_SECS} s");
+                if since.elapsed() >= recovery_wait {
+                    let reason = format!(
+                        "the connection did not recover within {} s",
+                        recovery_wait.as_secs()
+                    );
                     tracing::error!(%reason, "giving the RabbitMQ connection up");
                     tx.send_replace(Some(reason));
                     return;

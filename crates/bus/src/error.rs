@@ -1,7 +1,8 @@
 //! The errors of the RabbitMQ layer, each saying what the caller (or the operator) must do.
 //!
 //! `Lost` is the one the worker loops act on: the connection is gone and lapin's auto-recovery
-//! gave up, so the process exits non-zero and its supervisor restarts it. Every other variant is
+//! did not bring it back in time, so the role drops it and connects afresh (`ferry run` exits
+//! non-zero instead). Every other variant is
 //! about one operation. No variant ever carries the broker password: URLs are redacted and lapin's
 //! texts are scrubbed before they are stored.
 
@@ -29,8 +30,8 @@ pub enum BusError {
         /// The broker's own explanation.
         reason: String,
     },
-    /// The connection is gone and could not be recovered: exit non-zero and let the supervisor
-    /// restart the process.
+    /// The connection is gone and could not be recovered in place: connect afresh (or exit
+    /// non-zero and let a supervisor restart the process).
     #[error("lost the RabbitMQ connection and could not recover it: {0}")]
     Lost(String),
     /// The broker refused one operation on one queue (a channel-level error).

@@ -2,6 +2,7 @@
 //! the broker and the state database, opened on demand.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ferry_bus::{Bus, Topology};
@@ -82,9 +83,10 @@ impl App {
     }
 
     pub async fn bus(&self, role: &str) -> anyhow::Result<Bus> {
-        Bus::connect(
+        Bus::connect_with_recovery_wait(
             &self.amqp_url,
             &format!("ferry-{role}-{}", std::process::id()),
+            Duration::from_secs(self.loaded.config.broker.recovery_wait_secs),
         )
         .await
         .context("cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url)")

@@ -39,6 +39,8 @@ pub const DEFAULT_PREFETCH: u16 = 16;
 pub const DEFAULT_DELIVERY_LIMIT: u32 = 5;
 /// Waits before the first, second and third retry of a transient failure.
 pub const DEFAULT_RETRY_DELAYS_SECS: [u64; 3] = [1, 10, 60];
+/// Default `[broker] recovery_wait_secs`.
+pub const DEFAULT_RECOVERY_WAIT_SECS: u64 = 60;
 /// `service.name` on traces and metrics.
 pub const DEFAULT_SERVICE_NAME: &str = "ferry";
 
@@ -69,6 +71,9 @@ pub struct BrokerConfig {
     /// Backoff before each retry of a transient failure, in seconds (default `[1, 10, 60]`); after
     /// the last one the message is dead-lettered. Each value is one retry queue.
     pub retry_delays_secs: Vec<u64>,
+    /// How long a role waits for lapin to recover a broken connection before it drops it and
+    /// connects afresh (default 60).
+    pub recovery_wait_secs: u64,
 }
 
 /// `[state]`: Ferry's own database (checkpoints, the idCheck ledger, runs, tokens, locks).
@@ -227,6 +232,12 @@ impl BrokerConfig {
                 DEFAULT_DELIVERY_LIMIT,
             ),
             retry_delays_secs: r.uint_list(report, "retry_delays_secs", &DEFAULT_RETRY_DELAYS_SECS),
+            recovery_wait_secs: r.uint(
+                report,
+                "recovery_wait_secs",
+                1..=3600,
+                DEFAULT_RECOVERY_WAIT_SECS,
+            ),
         };
         r.finish(report);
         config

@@ -25,6 +25,7 @@ fn minimal_config_takes_every_default() {
     assert_eq!(config.broker.prefetch, 16);
     assert_eq!(config.broker.delivery_limit, 5);
     assert_eq!(config.broker.retry_delays_secs, vec![1, 10, 60]);
+    assert_eq!(config.broker.recovery_wait_secs, 60);
     assert_eq!(config.telemetry, TelemetryConfig::default());
     assert_eq!(config.telemetry.service_name, "ferry");
     assert!(config.connections.is_empty());

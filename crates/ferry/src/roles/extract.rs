@@ -63,8 +63,13 @@ pub struct Extractor {
 }
 
 impl Extractor {
-    pub fn new(bus: Arc<Bus>, state: State, connections: Arc<Connections>) -> Extractor {
-        let owner = owner_name();
+    /// `owner` names this process in the extract leases ([`owner_name`]).
+    pub fn new(
+        bus: Arc<Bus>,
+        state: State,
+        connections: Arc<Connections>,
+        owner: String,
+    ) -> Extractor {
         Extractor {
             bus,
             state,
@@ -95,16 +100,17 @@ impl Extractor {
             }
             tracing::warn!(scheme = %name, holder = %holder, "took over the lease of an extractor that died on this host");
         }
+        // Renewed until this run ends, or its future is dropped (a connection given up).
         let renew = {
             let (state, lease, owner) = (self.state.clone(), lease.clone(), self.owner.clone());
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(ttl / 3).await;
                     if let Err(e) = state.try_lock(&lease, &owner, ttl).await {
                         tracing::warn!(error = %e, "renewing the extract lease failed");
                     }
                 }
-            })
+            }))
         };
         let digest = source_digest(scheme);
         let resume = match self.connections.can_resume(scheme) {
@@ -127,7 +133,7 @@ impl Extractor {
             .extract(scheme, &run_id, (resume, &digest), shutdown, &span)
             .instrument(span.clone())
             .await;
-        renew.abort();
+        drop(renew);
         if let Err(e) = self.state.unlock(&lease, &self.owner).await {
             tracing::warn!(error = %e, "releasing the extract lease failed; it expires by itself");
         }
@@ -389,6 +395,15 @@ impl Extractor {
     }
 }
 
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Which run a page belongs to, when it started, and the trace its pages continue.
 #[derive(Clone, Copy)]
 struct RunIdentity<'a> {
@@ -411,7 +426,7 @@ fn source_digest(scheme: &LoadedScheme) -> String {
 }
 
 /// The lease owner of this process: `<host>-<pid>-<uuid>`.
-fn owner_name() -> String {
+pub fn owner_name() -> String {
     let host = host_name().unwrap_or_else(|| "ferry".into());
     format!(
         "{host}-{}-{}",

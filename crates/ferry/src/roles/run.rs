@@ -15,7 +15,7 @@ use ferry_core::load::LoadedScheme;
 use ferry_state::{RunSummary, State};
 use tokio::task::JoinSet;
 
-use super::extract::{Extracted, Extractor};
+use super::extract::{Extracted, Extractor, owner_name};
 use super::load::LoadHandler;
 use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
 use super::worker::{Handler, Stopped, Worker};
@@ -50,6 +50,51 @@ impl Pipeline {
             state,
             connections,
         })
+    }
+
+    /// An extractor on this pipeline's connection, taking leases as `owner`.
+    fn extractor(&self, owner: &str) -> Extractor {
+        Extractor::new(
+            Arc::clone(&self.bus),
+            self.state.clone(),
+            Arc::clone(&self.connections),
+            owner.to_string(),
+        )
+    }
+
+    /// Let this pipeline's connection go for good (see `Bus::abandon`).
+    fn abandon(&self) {
+        Arc::clone(&self.bus).abandon();
+    }
+
+    /// Connect afresh after the connection was given up: retry with backoff (1 s doubling to
+    /// 30 s) while the broker is still away. `None` when a shutdown came first.
+    async fn reconnect(
+        app: &Arc<App>,
+        role: &str,
+        schemes: &[LoadedScheme],
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Option<Pipeline>> {
+        crate::metrics::global().set_ready(false);
+        let mut delay = Duration::from_secs(1);
+        for attempt in 1u32.. {
+            let mut waiting = shutdown.clone();
+            tokio::select! {
+                _ = waiting.wait() => return Ok(None),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match Pipeline::connect(Arc::clone(app), role, schemes).await {
+                Ok(pipeline) => {
+                    tracing::info!(role, attempt, "connected to RabbitMQ afresh");
+                    return Ok(Some(pipeline));
+                }
+                Err(e) => {
+                    tracing::warn!(role, attempt, error = %format!("{e:#}"), "RabbitMQ is still unreachable; trying again");
+                    delay = (delay * 2).min(Duration::from_secs(RECONNECT_MAX_DELAY_SECS));
+                }
+            }
+        }
+        unreachable!("the attempts never run out")
     }
 
     async fn handler(
@@ -145,7 +190,16 @@ fn record_end(
     }
 }
 
-/// `ferry transform` / `ferry load`: consume until shutdown.
+/// How often `ferry extract --once` connects afresh for one scheme before it reports the failure.
+pub const ONCE_RECONNECTS: u32 = 3;
+
+/// The longest pause between two attempts to connect afresh.
+pub const RECONNECT_MAX_DELAY_SECS: u64 = 30;
+
+/// `ferry transform` / `ferry load`: consume until shutdown. When the connection is given up
+/// (lapin's recovery did not get it back within `[broker] recovery_wait_secs`), the workers stop,
+/// the role connects afresh in the same process and starts them again; the broker redelivers what
+/// they had not acknowledged.
 pub async fn consume(
     app: Arc<App>,
     schemes: Vec<LoadedScheme>,
@@ -153,12 +207,35 @@ pub async fn consume(
     workers: u16,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pipeline = Pipeline::connect(app, stage.as_str(), &schemes).await?;
+    let role = stage.as_str();
+    let mut pipeline = Pipeline::connect(Arc::clone(&app), role, &schemes).await?;
+    loop {
+        let lost = match consume_on(&pipeline, &schemes, stage, workers, &shutdown).await? {
+            None => return Ok(()),
+            Some(lost) => lost,
+        };
+        tracing::warn!(role, error = %lost, "gave the RabbitMQ connection up; connecting afresh");
+        pipeline.abandon();
+        pipeline = match Pipeline::reconnect(&app, role, &schemes, &shutdown).await? {
+            Some(pipeline) => pipeline,
+            None => return Ok(()),
+        };
+    }
+}
+
+/// Consume on one connection until shutdown (`None`) or until it is given up (`Some`).
+async fn consume_on(
+    pipeline: &Pipeline,
+    schemes: &[LoadedScheme],
+    stage: Stage,
+    workers: u16,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<BusError>> {
     let mut tasks = JoinSet::new();
     let refused = pipeline
-        .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
+        .spawn_workers(schemes, stage, workers, shutdown, &mut tasks)
         .await;
-    watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, shutdown.clone());
+    let depths = watch_queue_depths(Arc::clone(&pipeline.bus), schemes, shutdown.clone());
     crate::metrics::global().set_ready(true);
     tracing::info!(
         stage = stage.as_str(),
@@ -166,20 +243,38 @@ pub async fn consume(
         workers,
         "consuming"
     );
-    let stopped = join_workers(&mut tasks).await?;
+    let mut stopped = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((_, _, Err(e))) = &joined
+            && e.is_lost()
+            && !shutdown.is_set()
+        {
+            // The other workers on this connection are stuck with it: stop them all.
+            let lost = e.clone();
+            tasks.shutdown().await;
+            depths.abort();
+            return Ok(Some(lost));
+        }
+        record_end(joined, &mut stopped)?;
+    }
+    depths.abort();
     crate::metrics::global().set_ready(false);
     let failed = refused.len() + stopped.len();
     if failed > 0 && failed >= schemes.len() {
         anyhow::bail!("every scheme stopped on a configuration error (see above)");
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Seconds between queue-depth samples for the `ferry_queue_messages` gauge.
 pub const QUEUE_DEPTH_EVERY_SECS: u64 = 5;
 
 /// Sample the schemes' queue depths into the metrics until shutdown.
-fn watch_queue_depths(bus: Arc<Bus>, schemes: &[LoadedScheme], mut shutdown: Shutdown) {
+fn watch_queue_depths(
+    bus: Arc<Bus>,
+    schemes: &[LoadedScheme],
+    mut shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
     let names: Vec<String> = schemes.iter().map(|s| s.scheme.name.clone()).collect();
     tokio::spawn(async move {
         loop {
@@ -199,7 +294,7 @@ fn watch_queue_depths(bus: Arc<Bus>, schemes: &[LoadedScheme], mut shutdown: Shu
                 _ = tokio::time::sleep(Duration::from_secs(QUEUE_DEPTH_EVERY_SECS)) => {}
             }
         }
-    });
+    })
 }
 
 /// `ferry extract [--once]`.
@@ -209,20 +304,48 @@ pub async fn extract(
     once: bool,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pipeline = Pipeline::connect(app, "extract", &schemes).await?;
-    let extractor = Arc::new(Extractor::new(
-        Arc::clone(&pipeline.bus),
-        pipeline.state.clone(),
-        Arc::clone(&pipeline.connections),
-    ));
+    let mut pipeline = Pipeline::connect(Arc::clone(&app), "extract", &schemes).await?;
+    // One lease owner for the process, kept across fresh connections.
+    let owner = owner_name();
     crate::metrics::global().set_ready(true);
     if !once {
-        extractor.follow_schedules(schemes, shutdown).await;
-        return Ok(());
+        loop {
+            let extractor = Arc::new(pipeline.extractor(&owner));
+            let bus = Arc::clone(&pipeline.bus);
+            tokio::select! {
+                () = extractor.follow_schedules(schemes.clone(), shutdown.clone()) => return Ok(()),
+                lost = bus.wait_lost() => {
+                    // A run in progress stops here; the next one resumes it (MySQL sources).
+                    tracing::warn!(error = %lost, "gave the RabbitMQ connection up; connecting afresh");
+                }
+            }
+            pipeline.abandon();
+            pipeline = match Pipeline::reconnect(&app, "extract", &schemes, &shutdown).await? {
+                Some(pipeline) => pipeline,
+                None => return Ok(()),
+            };
+        }
     }
     let mut failures = Vec::new();
     for scheme in &schemes {
-        match extractor.run_once(scheme, &shutdown).await {
+        let mut reconnects = 0;
+        let result = loop {
+            let result = pipeline.extractor(&owner).run_once(scheme, &shutdown).await;
+            if result.is_ok() || !pipeline.bus.is_lost() || shutdown.is_set() {
+                break result;
+            }
+            reconnects += 1;
+            if reconnects > ONCE_RECONNECTS {
+                break result;
+            }
+            tracing::warn!(scheme = %scheme.scheme.name, "gave the RabbitMQ connection up during the run; connecting afresh to go on");
+            pipeline.abandon();
+            pipeline = match Pipeline::reconnect(&app, "extract", &schemes, &shutdown).await? {
+                Some(pipeline) => pipeline,
+                None => break result,
+            };
+        };
+        match result {
             Ok(Some(x)) => println!(
                 "{}: extracted {} records in {} pages ({:.1} s), run {}{}",
                 x.scheme,
@@ -292,11 +415,7 @@ pub async fn run(
     );
     watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
     crate::metrics::global().set_ready(true);
-    let extractor = Arc::new(Extractor::new(
-        Arc::clone(&pipeline.bus),
-        pipeline.state.clone(),
-        Arc::clone(&pipeline.connections),
-    ));
+    let extractor = Arc::new(pipeline.extractor(&owner_name()));
 
     if !once {
         let schedules = tokio::spawn(
