@@ -897,14 +897,30 @@ impl Harness {
 
     /// Every page until the end (bounded), as (ids per page).
     async fn drain(&self, metadata: Value) -> Result<Vec<Vec<String>>, ferry_core::FerryError> {
+        let pages = self.drain_from(metadata, None).await?;
+        Ok(pages.into_iter().map(|(ids, _)| ids).collect())
+    }
+
+    /// Every page after `cursor` (from the start without one), with the cursor each page saved.
+    async fn drain_from(
+        &self,
+        metadata: Value,
+        cursor: Option<&Value>,
+    ) -> Result<Vec<(Vec<String>, Value)>, ferry_core::FerryError> {
         let mut source = self.open(metadata, None).await?;
+        if let Some(cursor) = cursor {
+            source.resume_at(cursor)?;
+        }
         let mut pages = Vec::new();
         for _ in 0..50 {
             let page = tokio::time::timeout(Duration::from_secs(30), source.next_page())
                 .await
                 .expect("page in time")?;
             match page {
-                Some(page) => pages.push(page.records.iter().map(|r| r.id.clone()).collect()),
+                Some(page) => pages.push((
+                    page.records.iter().map(|r| r.id.clone()).collect(),
+                    page.cursor.unwrap_or_default(),
+                )),
                 None => return Ok(pages),
             }
         }
@@ -1035,6 +1051,82 @@ async fn the_generic_http_kind_pages_stops_and_fails_loudly() {
     assert_eq!(mock.lock().unwrap().calls["denied"], 1);
 
     world.clean().await;
+}
+
+/// An interrupted run of an HTTP source resumes after its last confirmed page: from the cursor
+/// saved with page k, the pages that follow are exactly pages k+1.. of an uninterrupted run, in
+/// every paging mode, and none before them is asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_source_resumes_after_the_page_whose_cursor_it_saved() {
+    install_crypto();
+    let (addr, mock) = mock_api().await;
+    let mut world = World::new("hr").await;
+    let state = ferry_state::State::connect(&world.state_url())
+        .await
+        .expect("state db");
+    let h = Harness { addr, state };
+    let modes = [
+        ("pages", paged_metadata()),
+        (
+            "offset",
+            json!({"api": "/offset", "method": "POST", "id": "id", "records_at": "/rows",
+            "pagination": {"pageSize": 10, "total_at": "/total", "short_page_ends": false},
+            "request": [{"field": "offset", "type": "int", "value": "{PAGINATION_START_ROW}"},
+                        {"field": "limit", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]}),
+        ),
+        (
+            "cursor",
+            json!({"api": "/cursor", "method": "POST", "id": "id", "body_format": "form",
+            "records_at": "/data",
+            "pagination": {"mode": "cursor", "cursor_at": "/paging/next", "cursor_param": "after"}}),
+        ),
+    ];
+    for (route, metadata) in modes {
+        let whole = h.drain_from(metadata.clone(), None).await.unwrap();
+        assert!(whole.len() >= 3, "{route}: {whole:?}");
+        for k in 0..whole.len() {
+            let before = mock.lock().unwrap().calls[route];
+            let rest = h
+                .drain_from(metadata.clone(), Some(&whole[k].1))
+                .await
+                .unwrap();
+            assert_eq!(
+                rest.iter().map(|(ids, _)| ids).collect::<Vec<_>>(),
+                whole[k + 1..]
+                    .iter()
+                    .map(|(ids, _)| ids)
+                    .collect::<Vec<_>>(),
+                "{route}: resumed after page {}",
+                k + 1
+            );
+            let calls = mock.lock().unwrap().calls[route] - before;
+            assert!(
+                calls <= (whole.len() - k) as u64,
+                "{route}: {calls} calls to resume after page {} of {}",
+                k + 1,
+                whole.len()
+            );
+        }
+    }
+    let err = h
+        .drain_from(paged_metadata(), Some(&json!({"last_id": 5})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ferry_core::ErrorClass::Config);
+    assert!(
+        err.to_string()
+            .starts_with("the saved cursor {\"last_id\":5} was not written by this source"),
+        "{err}"
+    );
+    world.clean().await;
+}
+
+/// `/pages` of the mock: page numbers, records at /result/items, has_more as a string.
+fn paged_metadata() -> Value {
+    json!({"api": "/pages", "method": "GET", "id": "id", "records_at": "/result/items",
+        "pagination": {"pageSize": 10, "has_next_at": "/result/has_more"},
+        "request": [{"field": "page", "type": "int", "value": "{PAGINATION_START_PAGE}"},
+                    {"field": "size", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]})
 }
 
 // ---------------------------------------------------------------------------------------------

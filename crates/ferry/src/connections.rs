@@ -70,7 +70,8 @@ impl Connections {
         Ok(pool)
     }
 
-    /// Open the scheme's source for one run.
+    /// Open the scheme's source for one run; `cursor` continues an interrupted run after the page
+    /// that saved it.
     pub async fn open_source(
         &self,
         scheme: &LoadedScheme,
@@ -79,27 +80,21 @@ impl Connections {
     ) -> Result<Box<dyn Source>, FerryError> {
         let name = &scheme.scheme.source.connection;
         let metadata = Arc::new(scheme.scheme.source.metadata.clone());
-        match self.connection(name)? {
+        let mut source: Box<dyn Source> = match self.connection(name)? {
             Connection::Mysql(_) => {
                 let pool = self.mysql_pool(name).await?;
-                Ok(Box::new(ferry_sources::mysql::MysqlSource::new(
-                    pool, metadata, ctx, cursor,
-                )?))
+                Box::new(ferry_sources::mysql::MysqlSource::new(pool, metadata, ctx)?)
             }
             other => {
                 let client = ferry_sources::vendors::shared_client()?;
                 ferry_sources::vendors::open(name, other, metadata, ctx, self.state.clone(), client)
-                    .await
+                    .await?
             }
+        };
+        if let Some(cursor) = cursor {
+            source.resume_at(cursor)?;
         }
-    }
-
-    /// True when the scheme's source can start at a saved cursor (an interrupted run resumes).
-    pub fn can_resume(&self, scheme: &LoadedScheme) -> bool {
-        matches!(
-            self.connection(&scheme.scheme.source.connection),
-            Ok(Connection::Mysql(_))
-        )
+        Ok(source)
     }
 
     /// Open the scheme's target.

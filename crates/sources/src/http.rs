@@ -1180,11 +1180,28 @@ impl Source for ApiSource {
             "page": self.spec.start_page + self.pages - 1,
             "offset": self.offset,
             "cursor": self.cursor.clone().unwrap_or(Value::Null),
+            "done": self.done,
         });
         Ok(Some(Page {
             records,
             cursor: Some(cursor),
         }))
+    }
+
+    /// `{"page", "offset", "cursor", "done"}` as `next_page` writes them: the page number, rows
+    /// and next-page token after the last confirmed page, and whether that page was the last.
+    fn resume_at(&mut self, cursor: &Value) -> Result<(), FerryError> {
+        let (Some(page), Some(offset)) = (
+            cursor.get("page").and_then(Value::as_u64),
+            cursor.get("offset").and_then(Value::as_u64),
+        ) else {
+            return Err(crate::foreign_cursor(cursor));
+        };
+        self.pages = (page + 1).saturating_sub(self.spec.start_page);
+        self.offset = offset;
+        self.cursor = cursor.get("cursor").filter(|v| !v.is_null()).cloned();
+        self.done = cursor.get("done").and_then(Value::as_bool).unwrap_or(false);
+        Ok(())
     }
 }
 

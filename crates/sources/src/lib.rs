@@ -35,4 +35,18 @@ pub struct Page {
 pub trait Source: Send {
     /// The next page, or `None` when the source is exhausted.
     async fn next_page(&mut self) -> Result<Option<Page>, FerryError>;
+
+    /// Continue after the page whose [`Page::cursor`] this is (an interrupted run of the same
+    /// scheme), before the first `next_page`. A cursor this kind of source did not write is a
+    /// configuration error naming it.
+    fn resume_at(&mut self, cursor: &Value) -> Result<(), FerryError>;
+}
+
+/// The error for a saved cursor that does not fit the source.
+pub(crate) fn foreign_cursor(cursor: &Value) -> FerryError {
+    FerryError::config(format!(
+        "the saved cursor {cursor} was not written by this source; clear it with \
+         `UPDATE ferry_checkpoints SET cursor_json = NULL WHERE scheme = ...` in the state database \
+         to start the run over"
+    ))
 }

@@ -61,13 +61,11 @@ pub struct MysqlSource {
 }
 
 impl MysqlSource {
-    /// Open the source. `cursor` is a saved position from an interrupted run (`{"last_id": ..}`
-    /// or `{"offset": ..}`); `ctx` carries the run's clock and `LAST_SYNC_TIME`.
+    /// Open the source; `ctx` carries the run's clock and `LAST_SYNC_TIME`.
     pub fn new(
         pool: MySqlPool,
         metadata: Arc<Metadata>,
         ctx: Context<'static>,
-        cursor: Option<&Value>,
     ) -> Result<MysqlSource, FerryError> {
         let sql_template = metadata
             .other("main_sql")
@@ -99,19 +97,11 @@ impl MysqlSource {
             None if uses("offset") || sql_template.contains("PAGINATION_START_ROW") => Mode::Offset,
             None => Mode::Once,
         };
-        let start_key = pagination
+        let last_key = pagination
             .extra
             .get("keyset_start")
             .cloned()
             .unwrap_or(Value::from(0));
-        let last_key = cursor
-            .and_then(|c| c.get("last_id"))
-            .cloned()
-            .unwrap_or(start_key);
-        let offset = cursor
-            .and_then(|c| c.get("offset"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
         Ok(MysqlSource {
             pool,
             id_field: metadata.id.clone(),
@@ -122,7 +112,7 @@ impl MysqlSource {
             max_pages: pagination.max_pages,
             ctx,
             pages: 0,
-            offset,
+            offset: 0,
             last_key,
             done: false,
         })
@@ -229,5 +219,25 @@ impl Source for MysqlSource {
             return Ok(None);
         }
         Ok(Some(Page { records, cursor }))
+    }
+
+    /// `{"last_id": ..}` (keyset) or `{"offset": ..}` (offset), as `next_page` writes them.
+    fn resume_at(&mut self, cursor: &Value) -> Result<(), FerryError> {
+        match &self.mode {
+            Mode::Keyset { .. } => {
+                self.last_key = cursor
+                    .get("last_id")
+                    .cloned()
+                    .ok_or_else(|| crate::foreign_cursor(cursor))?;
+            }
+            Mode::Offset => {
+                self.offset = cursor
+                    .get("offset")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| crate::foreign_cursor(cursor))?;
+            }
+            Mode::Once => return Err(crate::foreign_cursor(cursor)),
+        }
+        Ok(())
     }
 }

@@ -13,8 +13,8 @@
 //! signal) is resumed by the next one: same run id, same clock and window, from the cursor after
 //! its last confirmed page, so nothing is extracted twice but the one page that may have been in
 //! flight (which counts once: its messages carry the same sequence number and record ids). Resuming
-//! needs a source that can start at a cursor (MySQL) and the same source settings; otherwise the
-//! next run starts over and idCheck absorbs the repeats.
+//! needs the same source settings; after a change the next run starts over and idCheck absorbs
+//! the repeats.
 //!
 //! Transient source errors (network, throttling, 5xx) are retried with exponential backoff;
 //! a configuration error fails the run at once with the reason.
@@ -113,10 +113,7 @@ impl Extractor {
             }))
         };
         let digest = source_digest(scheme);
-        let resume = match self.connections.can_resume(scheme) {
-            true => self.state.resume_run(&name, &digest).await?,
-            false => None,
-        };
+        let resume = self.state.resume_run(&name, &digest).await?;
         let run_id = resume.as_ref().map_or_else(
             || uuid::Uuid::now_v7().to_string(),
             |r| r.run.run_id.clone(),
@@ -259,8 +256,7 @@ impl Extractor {
         loop {
             if shutdown.is_set() {
                 return Err(FerryError::transient(format!(
-                    "interrupted by shutdown after page {pages}; the next run resumes after it \
-                     (MySQL sources) or starts over"
+                    "interrupted by shutdown after page {pages}; the next run resumes after it"
                 )));
             }
             let mut backoff = ExponentialBuilder::default()

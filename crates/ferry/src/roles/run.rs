@@ -86,6 +86,7 @@ impl Pipeline {
             match Pipeline::connect(Arc::clone(app), role, schemes).await {
                 Ok(pipeline) => {
                     tracing::info!(role, attempt, "connected to RabbitMQ afresh");
+                    crate::metrics::global().set_ready(true);
                     return Ok(Some(pipeline));
                 }
                 Err(e) => {
