@@ -8,7 +8,7 @@ log=$(mktemp -t ferry-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT
 # Doc-tests are left out: the crates have no doc examples to run.
 status=0
-cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit $status

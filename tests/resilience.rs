@@ -440,6 +440,77 @@ fn keep_logs(world: &World) -> String {
     kept.display().to_string()
 }
 
+/// A world with a RabbitMQ node of its own; `None` (the test is skipped, saying why) where no
+/// private node can start.
+async fn world_with_private_broker(tag: &str) -> Option<(World, PrivateServer, String)> {
+    let world = World::new(tag).await;
+    match private_rabbitmq(&world.id) {
+        Ok(rabbit) => {
+            let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port);
+            Some((world, rabbit, amqp))
+        }
+        Err(why) => {
+            eprintln!("SKIPPED: cannot start a private RabbitMQ node: {why}");
+            world.clean().await;
+            None
+        }
+    }
+}
+
+/// The filled source, the empty target and the config of the copy job on broker `amqp`:
+/// `(source db, target db, scheme)`.
+async fn copy_job(world: &mut World, amqp: &str) -> (String, String, String) {
+    let src = fill_source(world).await;
+    let dst = world.database("dst").await;
+    world.exec(&format!("USE `{dst}`; {TARGET_DDL}")).await;
+    let scheme = write_config(
+        world,
+        amqp,
+        &format!("{}/{src}", common::MYSQL),
+        &format!("{}/{dst}", common::MYSQL),
+    );
+    (src, dst, scheme)
+}
+
+async fn wait_for_first_rows(world: &World, dst: &str) {
+    let admin = world.admin.clone();
+    world
+        .wait_for(
+            "the first rows in the target",
+            Duration::from_secs(120),
+            || {
+                let admin = admin.clone();
+                async move { count(&admin, dst).await.filter(|n| *n > 0) }
+            },
+        )
+        .await;
+}
+
+/// Once rows arrive, stop the broker for `down` and start it again on the same data; then
+/// supervise the roles until every row is in the target. Returns the rows written before the stop.
+async fn broker_outage(
+    world: &mut World,
+    rabbit: &mut PrivateServer,
+    roles: &mut [Role],
+    dst: &str,
+    down: Duration,
+) -> i64 {
+    let admin = world.admin.clone();
+    wait_for_first_rows(world, dst).await;
+    rabbit.stop("TERM");
+    let written_before = count(&admin, dst).await.unwrap_or_default();
+    tokio::time::sleep(down).await;
+    rabbit.start().expect("restart the private RabbitMQ");
+    supervise_until_complete(
+        world,
+        roles,
+        || count(&admin, dst),
+        Duration::from_secs(300),
+    )
+    .await;
+    written_before
+}
+
 /// Wait until the latest run is `done` in the state database (every record settled, by Ferry's
 /// own count) and return `(records, written, skipped, dead)`. An extractor that was restarted
 /// left its first run `failed`; the run that counts is the one that finished the job.
@@ -490,25 +561,10 @@ fn report(roles: &[Role]) -> String {
 /// test asserts that none was needed (see the README's Guarantees).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
-    let mut world = World::new("rb").await;
-    let mut rabbit = match private_rabbitmq(&world.id) {
-        Ok(r) => r,
-        Err(why) => {
-            eprintln!("SKIPPED: cannot start a private RabbitMQ node: {why}");
-            world.clean().await;
-            return;
-        }
+    let Some((mut world, mut rabbit, amqp)) = world_with_private_broker("rb").await else {
+        return;
     };
-    let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port);
-    let src = fill_source(&mut world).await;
-    let dst = world.database("dst").await;
-    world.exec(&format!("USE `{dst}`; {TARGET_DDL}")).await;
-    let scheme = write_config(
-        &mut world,
-        &amqp,
-        &format!("{}/{src}", common::MYSQL),
-        &format!("{}/{dst}", common::MYSQL),
-    );
+    let (src, dst, scheme) = copy_job(&mut world, &amqp).await;
 
     let mut roles = vec![
         Role::spawn(
@@ -520,27 +576,12 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         Role::spawn(&mut world, &["extract", "--once"], "extract.log"),
     ];
     let admin = world.admin.clone();
-    world
-        .wait_for(
-            "the first rows in the target",
-            Duration::from_secs(120),
-            || {
-                let admin = admin.clone();
-                let dst = dst.clone();
-                async move { count(&admin, &dst).await.filter(|n| *n > 0).map(|_| ()) }
-            },
-        )
-        .await;
-    rabbit.stop("TERM");
-    let written_before = count(&admin, &dst).await.unwrap_or_default();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    rabbit.start().expect("restart the private RabbitMQ");
-
-    supervise_until_complete(
+    let written_before = broker_outage(
         &mut world,
+        &mut rabbit,
         &mut roles,
-        || count(&admin, &dst),
-        Duration::from_secs(300),
+        &dst,
+        Duration::from_secs(3),
     )
     .await;
     let restarts = report(&roles);
@@ -594,25 +635,10 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
 /// every row exactly once and every record counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process() {
-    let mut world = World::new("ro").await;
-    let mut rabbit = match private_rabbitmq(&world.id) {
-        Ok(r) => r,
-        Err(why) => {
-            eprintln!("SKIPPED: cannot start a private RabbitMQ node: {why}");
-            world.clean().await;
-            return;
-        }
+    let Some((mut world, mut rabbit, amqp)) = world_with_private_broker("ro").await else {
+        return;
     };
-    let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port);
-    let src = fill_source(&mut world).await;
-    let dst = world.database("dst").await;
-    world.exec(&format!("USE `{dst}`; {TARGET_DDL}")).await;
-    let scheme = write_config(
-        &mut world,
-        &amqp,
-        &format!("{}/{src}", common::MYSQL),
-        &format!("{}/{dst}", common::MYSQL),
-    );
+    let (src, dst, scheme) = copy_job(&mut world, &amqp).await;
     let toml = world.log("ferry.toml").replace(
         &format!("url = \"{amqp}\"\n"),
         &format!("url = \"{amqp}\"\nrecovery_wait_secs = 3\n"),
@@ -632,26 +658,12 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
         Role::spawn(&mut world, &["extract", "--once"], "extract.log"),
     ];
     let admin = world.admin.clone();
-    world
-        .wait_for(
-            "the first rows in the target",
-            Duration::from_secs(120),
-            || {
-                let admin = admin.clone();
-                let dst = dst.clone();
-                async move { count(&admin, &dst).await.filter(|n| *n > 0).map(|_| ()) }
-            },
-        )
-        .await;
-    rabbit.stop("TERM");
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    rabbit.start().expect("restart the private RabbitMQ");
-
-    supervise_until_complete(
+    broker_outage(
         &mut world,
+        &mut rabbit,
         &mut roles,
-        || count(&admin, &dst),
-        Duration::from_secs(300),
+        &dst,
+        Duration::from_secs(8),
     )
     .await;
     assert!(
