@@ -434,7 +434,7 @@ async fn supervise_until_complete<F, Fut>(
 fn keep_logs(world: &World) -> String {
     let kept = std::env::temp_dir().join(format!("ferry-resilience-logs-{}", world.id));
     let _ = std::fs::create_dir_all(&kept);
-    for log in ["transform.log", "load.log", "extract.log"] {
+    for log in ["transform.log", "load.log", "extract.log", "run.log"] {
         let _ = std::fs::copy(world.dir.join(log), kept.join(log));
     }
     kept.display().to_string()
@@ -629,10 +629,10 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
 }
 
 /// The broker stays down longer than `[broker] recovery_wait_secs` (3 s here, 60 by default), so
-/// every role gives its connection up while the extractor is in the middle of its run. Each role
-/// connects afresh in the same process once the broker is back (no role exits, no supervisor
-/// needed), the extractor resumes its run after the last confirmed page, and the run completes with
-/// every row exactly once and every record counted once.
+/// every process gives its connection up while the extractor is in the middle of its run. Each
+/// (`ferry run`, `ferry load`, `ferry extract --once`) connects afresh in the same process once the
+/// broker is back (none exits, no supervisor needed), the extractor resumes its run after the last
+/// confirmed page, and the run completes with every row exactly once and every record counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process() {
     let Some((mut world, mut rabbit, amqp)) = world_with_private_broker("ro").await else {
@@ -652,9 +652,11 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
     );
     world.write("schemes/orders.json", &slow);
 
+    // `ferry run` (no schedule: its transform and load workers only) beside a separate loader and
+    // extractor, so both ways of running the stages ride the outage out.
     let mut roles = vec![
-        Role::spawn(&mut world, &["transform"], "transform.log"),
-        Role::spawn(&mut world, &["load", "--workers", "2"], "load.log"),
+        Role::spawn(&mut world, &["run"], "run.log"),
+        Role::spawn(&mut world, &["load"], "load.log"),
         Role::spawn(&mut world, &["extract", "--once"], "extract.log"),
     ];
     let admin = world.admin.clone();
@@ -672,7 +674,7 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
         report(&roles),
         keep_logs(&world)
     );
-    for log in ["transform.log", "load.log", "extract.log"] {
+    for log in ["run.log", "load.log", "extract.log"] {
         assert!(
             world.log(log).contains("connecting afresh"),
             "{log} gave its connection up and connected afresh:\n{}",

@@ -245,24 +245,36 @@ async fn consume_on(
         "consuming"
     );
     let mut stopped = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((_, _, Err(e))) = &joined
-            && e.is_lost()
-            && !shutdown.is_set()
-        {
-            // The other workers on this connection are stuck with it: stop them all.
-            let lost = e.clone();
-            tasks.shutdown().await;
-            depths.abort();
-            return Ok(Some(lost));
-        }
-        record_end(joined, &mut stopped)?;
+    if let Some(lost) = until_lost(&mut tasks, &mut stopped, shutdown).await? {
+        // The other workers on this connection are stuck with it: stop them all.
+        tasks.shutdown().await;
+        depths.abort();
+        return Ok(Some(lost));
     }
     depths.abort();
     crate::metrics::global().set_ready(false);
     let failed = refused.len() + stopped.len();
     if failed > 0 && failed >= schemes.len() {
         anyhow::bail!("every scheme stopped on a configuration error (see above)");
+    }
+    Ok(None)
+}
+
+/// Wait for the workers: `Some` as soon as one gives its connection up (outside a shutdown),
+/// `None` once every one has ended. Configuration stops are collected in `stopped`.
+async fn until_lost(
+    tasks: &mut JoinSet<WorkerEnd>,
+    stopped: &mut Vec<(String, FerryError)>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<BusError>> {
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((_, _, Err(e))) = &joined
+            && e.is_lost()
+            && !shutdown.is_set()
+        {
+            return Ok(Some(e.clone()));
+        }
+        record_end(joined, stopped)?;
     }
     Ok(None)
 }
@@ -380,6 +392,70 @@ pub async fn extract(
     Ok(())
 }
 
+/// `ferry run` without `--once`: both stages' workers and every scheme's schedule in one process
+/// until shutdown. A connection given up is replaced as in [`consume`]; an extraction in progress
+/// then stops and its next run resumes it.
+async fn run_forever(
+    app: Arc<App>,
+    schemes: Vec<LoadedScheme>,
+    workers: u16,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    enum Ended {
+        Workers(anyhow::Result<Option<BusError>>),
+        Lost(BusError),
+        Schedules,
+    }
+    let owner = owner_name();
+    let mut pipeline = Pipeline::connect(Arc::clone(&app), "run", &schemes).await?;
+    loop {
+        let mut tasks = JoinSet::new();
+        for stage in [Stage::Transform, Stage::Load] {
+            pipeline
+                .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
+                .await;
+        }
+        let depths = watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, shutdown.clone());
+        crate::metrics::global().set_ready(true);
+        let extractor = Arc::new(pipeline.extractor(&owner));
+        let schedules = extractor.follow_schedules(schemes.clone(), shutdown.clone());
+        tokio::pin!(schedules);
+        let mut stopped = Vec::new();
+        let ended = tokio::select! {
+            ended = until_lost(&mut tasks, &mut stopped, &shutdown) => Ended::Workers(ended),
+            lost = pipeline.bus.wait_lost() => Ended::Lost(lost),
+            () = &mut schedules => Ended::Schedules,
+        };
+        let lost = match ended {
+            Ended::Workers(ended) => match ended? {
+                Some(lost) => Some(lost),
+                // Every worker stopped on a configuration error: the schedules go on.
+                None => {
+                    schedules.await;
+                    None
+                }
+            },
+            Ended::Lost(lost) => Some(lost),
+            // A shutdown: the workers finish what they hold.
+            Ended::Schedules => until_lost(&mut tasks, &mut stopped, &shutdown).await?,
+        };
+        depths.abort();
+        let Some(lost) = lost else {
+            for (scheme, e) in stopped {
+                eprintln!("{scheme}: stopped: {e}");
+            }
+            return Ok(());
+        };
+        tasks.shutdown().await;
+        tracing::warn!(role = "run", error = %lost, "gave the RabbitMQ connection up; connecting afresh");
+        pipeline.abandon();
+        pipeline = match Pipeline::reconnect(&app, "run", &schemes, &shutdown).await? {
+            Some(pipeline) => pipeline,
+            None => return Ok(()),
+        };
+    }
+}
+
 /// `ferry run`: all roles in one process.
 pub async fn run(
     app: Arc<App>,
@@ -389,6 +465,9 @@ pub async fn run(
     timeout: Duration,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    if !once {
+        return run_forever(app, schemes, workers, shutdown).await;
+    }
     let pipeline = Pipeline::connect(app, "run", &schemes).await?;
     // The workers stop on our own trigger (after --once settles) or on a signal.
     let (stop_workers, worker_shutdown) = shutdown::channel();
@@ -417,18 +496,6 @@ pub async fn run(
     watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
     crate::metrics::global().set_ready(true);
     let extractor = Arc::new(pipeline.extractor(&owner_name()));
-
-    if !once {
-        let schedules = tokio::spawn(
-            Arc::clone(&extractor).follow_schedules(schemes.clone(), worker_shutdown.clone()),
-        );
-        let stopped = join_workers(&mut tasks).await?;
-        let _ = schedules.await;
-        for (scheme, e) in stopped {
-            eprintln!("{scheme}: stopped: {e}");
-        }
-        return Ok(());
-    }
 
     let blocked: HashMap<String, String> = refused
         .iter()
