@@ -1028,7 +1028,15 @@ async fn the_generic_http_kind_pages_stops_and_fails_loudly() {
         ]
     );
 
-    // Retry-After is honoured; a refused key fails at once with one call.
+    // Retry-After is honoured, and the retry counted for /metrics; a refused key fails at once
+    // with one call.
+    let retried = || {
+        ferry_sources::http::call_retries()
+            .into_iter()
+            .find(|(connection, _)| connection == "api")
+            .map_or(0, |(_, n)| n)
+    };
+    let retries_before = retried();
     let started = Instant::now();
     let pages = h
         .drain(json!({"api": "/throttled", "id": "id"}))
@@ -1040,6 +1048,7 @@ async fn the_generic_http_kind_pages_stops_and_fails_loudly() {
         "waited for Retry-After"
     );
     assert_eq!(mock.lock().unwrap().calls["throttled"], 2);
+    assert_eq!(retried(), retries_before + 1, "one retry counted");
     let err = h
         .drain(json!({"api": "/denied", "id": "id"}))
         .await

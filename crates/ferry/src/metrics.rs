@@ -18,6 +18,7 @@ pub const RETRIES: &str = "ferry_retries_total";
 pub const PAGES: &str = "ferry_pages_total";
 pub const BATCH_SECONDS: &str = "ferry_batch_seconds";
 pub const QUEUE_MESSAGES: &str = "ferry_queue_messages";
+pub const SOURCE_RETRIES: &str = "ferry_source_retries_total";
 
 const HELP: &[(&str, &str, &str)] = &[
     (RECORDS_IN, "counter", "Records received by a stage."),
@@ -37,7 +38,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Records sent to a dead-letter queue.",
     ),
-    (RETRIES, "counter", "Batches sent to a retry queue."),
+    (
+        RETRIES,
+        "counter",
+        "Batches sent to a retry queue (transform, load); source pages fetched again (extract).",
+    ),
+    (
+        SOURCE_RETRIES,
+        "counter",
+        "API calls sent again after throttling, a 5xx or a network failure, by connection.",
+    ),
     (PAGES, "counter", "Source pages published."),
     (
         BATCH_SECONDS,
@@ -132,6 +142,10 @@ impl Metrics {
                 }
                 continue;
             }
+            if *name == SOURCE_RETRIES {
+                write_by_connection(&mut out, name, &ferry_sources::http::call_retries());
+                continue;
+            }
             if *name == BATCH_SECONDS {
                 for ((scheme, stage), (sum, count)) in &inner.batches {
                     let labels = format!("scheme=\"{}\",stage=\"{stage}\"", escape(scheme));
@@ -153,6 +167,17 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// One sample per connection (the sources keep these counts themselves).
+fn write_by_connection(out: &mut String, name: &str, values: &[(String, u64)]) {
+    for (connection, value) in values {
+        let _ = writeln!(
+            out,
+            "{name}{{connection=\"{}\"}} {value}",
+            escape(connection)
+        );
     }
 }
 
@@ -215,6 +240,16 @@ mod tests {
         assert!(
             text.contains("ferry_batch_seconds_count{scheme=\"s\",stage=\"load\"} 1\n"),
             "{text}"
+        );
+        assert!(
+            text.contains("# TYPE ferry_source_retries_total counter\n"),
+            "{text}"
+        );
+        let mut out = String::new();
+        write_by_connection(&mut out, SOURCE_RETRIES, &[("jushuitan".into(), 4)]);
+        assert_eq!(
+            out,
+            "ferry_source_retries_total{connection=\"jushuitan\"} 4\n"
         );
     }
 }

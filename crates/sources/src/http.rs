@@ -307,6 +307,7 @@ impl HttpClient {
     }
 
     /// Send `req` through `vendor` until it succeeds, fails for good, or runs out of attempts.
+    /// Every retry is counted per connection ([`call_retries`]).
     pub async fn call(&self, vendor: &dyn Vendor, req: &Request) -> Result<Reply, FerryError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(RETRY_MIN_DELAY_MS))
@@ -347,6 +348,7 @@ impl HttpClient {
             match backoff.next() {
                 Some(delay) => {
                     let delay = hint.map_or(delay, |h| h.max(delay));
+                    count_retry(&self.connection);
                     tracing::warn!(
                         connection = %self.connection,
                         path = %req.path,
@@ -1531,4 +1533,23 @@ mod tests {
             matches!(&parsed[1], Lookup::Call { method, records_at, .. } if *method == Method::GET && records_at == "/data")
         );
     }
+}
+
+/// Calls sent again after a transient failure (throttling, 5xx, network), per connection, since
+/// the process started: the binary's `/metrics` shows them as `ferry_source_retries_total`.
+static CALL_RETRIES: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn count_retry(connection: &str) {
+    if let Ok(mut retries) = CALL_RETRIES.lock() {
+        *retries.entry(connection.to_string()).or_default() += 1;
+    }
+}
+
+/// How many calls each connection has sent again, by connection name.
+pub fn call_retries() -> Vec<(String, u64)> {
+    CALL_RETRIES
+        .lock()
+        .map(|retries| retries.iter().map(|(c, n)| (c.clone(), *n)).collect())
+        .unwrap_or_default()
 }

@@ -275,6 +275,12 @@ impl Extractor {
                         match backoff.next() {
                             Some(delay) => {
                                 let delay = hint.map_or(delay, |h| h.max(delay));
+                                crate::metrics::global().add(
+                                    crate::metrics::RETRIES,
+                                    name,
+                                    "extract",
+                                    1,
+                                );
                                 tracing::warn!(scheme = name, page = pages + 1, error = %err, delay_ms = delay.as_millis() as u64, "page failed; retrying");
                                 tokio::time::sleep(delay).await;
                             }
