@@ -491,35 +491,11 @@ async fn an_extractor_killed_mid_run_resumes_after_its_last_confirmed_page() {
     world.write("schemes/orders.json", &slow);
     let state_db = state.rsplit('/').next().unwrap().to_string();
     let runs = format!("SELECT COUNT(*) FROM `{state_db}`.ferry_runs");
-    let pages = format!("SELECT IFNULL(MAX(pages), 0) FROM `{state_db}`.ferry_runs");
-
-    let first = world.spawn(&["extract", "--once"], "extract1.log");
-    let admin = world.admin.clone();
-    let killed_after = world
-        .wait_for(
-            "a few pages to be extracted",
-            Duration::from_secs(120),
-            || {
-                // The state tables appear once the extractor has started.
-                let (admin, pages) = (admin.clone(), pages.clone());
-                async move {
-                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pages))
-                        .fetch_one(&admin)
-                        .await
-                        .ok()
-                        .filter(|n| *n >= 5)
-                }
-            },
-        )
-        .await;
-    world.kill(first);
-    let counted = world.scalar_i64(&pages).await;
-    assert!(
-        (killed_after..30).contains(&counted),
-        "killed in the middle: {counted} of 30 pages\n{}",
-        world.log("extract1.log")
+    let extracting = format!(
+        "SELECT IFNULL(MAX(pages), 0) FROM `{state_db}`.ferry_runs WHERE status = 'extracting'"
     );
 
+    let counted = kill_extractor_mid_run(&mut world, "extract1.log", &extracting).await;
     let status = world.ferry(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     let run_id = world
@@ -559,5 +535,60 @@ async fn an_extractor_killed_mid_run_resumes_after_its_last_confirmed_page() {
         )
         .await;
     assert_copied_exactly(&world, &src, &dst, &scheme).await;
+
+    // Killed again in the next run, then started with --restart: the unfinished run is discarded
+    // (and says so), a new one extracts all 30 pages from the beginning.
+    kill_extractor_mid_run(&mut world, "extract2.log", &extracting).await;
+    let fresh = world.ferry(&["extract", "--once", "--restart"]);
+    let out = String::from_utf8_lossy(&fresh.stdout);
+    assert!(fresh.status.success(), "{out}");
+    assert!(
+        out.contains("discarded the unfinished run")
+            && out.contains(&format!("{scheme}: extracted {N} records in 30 pages"))
+            && !out.contains("resumed"),
+        "{out}"
+    );
+    assert_eq!(
+        world
+            .scalar_i64(&format!(
+                "SELECT COUNT(*) FROM `{state_db}`.ferry_runs
+                 WHERE status = 'failed' AND error = 'discarded by --restart'"
+            ))
+            .await,
+        1
+    );
+    assert_eq!(world.scalar_i64(&runs).await, 3);
     world.clean().await;
+}
+
+/// Start `ferry extract --once`, SIGKILL it once `pages_sql` (pages of the run in progress) says
+/// 5 or more, and return how many pages that run had counted.
+async fn kill_extractor_mid_run(world: &mut World, log: &str, pages_sql: &str) -> i64 {
+    let extractor = world.spawn(&["extract", "--once"], log);
+    let admin = world.admin.clone();
+    let killed_after = world
+        .wait_for(
+            "a few pages to be extracted",
+            Duration::from_secs(120),
+            || {
+                // The state tables appear once the extractor has started.
+                let (admin, pages) = (admin.clone(), pages_sql.to_string());
+                async move {
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pages))
+                        .fetch_one(&admin)
+                        .await
+                        .ok()
+                        .filter(|n| *n >= 5)
+                }
+            },
+        )
+        .await;
+    world.kill(extractor);
+    let counted = world.scalar_i64(pages_sql).await;
+    assert!(
+        (killed_after..30).contains(&counted),
+        "killed in the middle: {counted} of 30 pages\n{}",
+        world.log(log)
+    );
+    counted
 }

@@ -81,6 +81,10 @@ pub struct ExtractArgs {
     /// Run every selected scheme once now and exit, instead of following the schedules.
     #[arg(long)]
     pub once: bool,
+    /// Extract every selected scheme from the beginning: discard the saved position of a run that
+    /// did not finish (by default the next extraction resumes it after its last confirmed page).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +110,10 @@ pub struct RunArgs {
     /// With --once: give up (exit 1) if the run has not settled after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
+    /// Extract every selected scheme from the beginning: discard the saved position of a run that
+    /// did not finish (by default the next extraction resumes it after its last confirmed page).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use ferry_bus::Stage;
 use ferry_core::Record;
 use ferry_core::config::Connection;
+use ferry_core::load::LoadedScheme;
 use ferry_core::sql::{NamedSql, binds_for};
 use serde_json::{Value, json};
 
@@ -318,5 +319,18 @@ pub async fn sandbox(
     ferry_sandbox::serve(options, async move { shutdown.wait().await })
         .await
         .context("sandbox")?;
+    Ok(())
+}
+
+/// `--restart`: forget where each scheme's unfinished run stopped, so its extraction starts from
+/// the beginning; the run is marked failed, saying so.
+pub async fn discard_unfinished(app: &App, schemes: &[LoadedScheme]) -> anyhow::Result<()> {
+    let state = app.state().await?;
+    for scheme in schemes {
+        let name = &scheme.scheme.name;
+        if let Some(run) = state.discard_unfinished(name).await? {
+            println!("{name}: discarded the unfinished run {run}; extracting from the beginning");
+        }
+    }
     Ok(())
 }

@@ -110,6 +110,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let result = match cli.command {
         Command::Extract(args) => {
             let schemes = app.schemes(&args.filter)?;
+            if args.restart {
+                commands::discard_unfinished(&app, &schemes).await?;
+            }
             roles::run::extract(Arc::clone(&app), schemes, args.once, shutdown).await
         }
         Command::Transform(args) => {
@@ -136,6 +139,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let schemes = app.schemes(&args.filter)?;
+            if args.restart {
+                commands::discard_unfinished(&app, &schemes).await?;
+            }
             roles::run::run(
                 Arc::clone(&app),
                 schemes,

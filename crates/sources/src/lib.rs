@@ -45,8 +45,7 @@ pub trait Source: Send {
 /// The error for a saved cursor that does not fit the source.
 pub(crate) fn foreign_cursor(cursor: &Value) -> FerryError {
     FerryError::config(format!(
-        "the saved cursor {cursor} was not written by this source; clear it with \
-         `UPDATE ferry_checkpoints SET cursor_json = NULL WHERE scheme = ...` in the state database \
-         to start the run over"
+        "the saved cursor {cursor} was not written by this source; start the scheme from the \
+         beginning with `ferry extract --once --restart --scheme NAME`"
     ))
 }

@@ -216,6 +216,33 @@ impl State {
         Ok(Some(Resume { run, cursor }))
     }
 
+    /// Forget the position of `scheme`'s unfinished run so the next extraction starts from the
+    /// beginning (`--restart`); that run is marked failed, saying so. Returns its id, if any.
+    pub async fn discard_unfinished(&self, scheme: &str) -> Result<Option<String>> {
+        let checkpoint = self.checkpoint(scheme).await?;
+        let Some(run_id) = checkpoint.cursor.and(checkpoint.run_id) else {
+            return Ok(None);
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE ferry_checkpoints SET cursor_json = NULL, run_id = NULL, source_digest = NULL,
+                 updated_at = UTC_TIMESTAMP(6)
+             WHERE scheme = ?",
+        )
+        .bind(scheme)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE ferry_runs SET status = 'failed', error = 'discarded by --restart'
+             WHERE run_id = ? AND status IN ('extracting', 'failed')",
+        )
+        .bind(&run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(run_id))
+    }
+
     /// Record that a run extracted everything from `since`: the next run's `LAST_SYNC_TIME`.
     /// The cursor is cleared: the next run starts from the beginning of its window.
     pub async fn complete_sync(&self, scheme: &str, since: DateTime<Utc>) -> Result<()> {
