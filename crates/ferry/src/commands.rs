@@ -199,7 +199,8 @@ fn print_status(s: &Value) {
     }
     if let Some(run) = s["checkpoint"]["resumes_run"].as_str() {
         println!(
-            "  unfinished run {run}: the next `ferry extract` continues it after cursor {}",
+            "  unfinished run {run}: the next `ferry extract` continues it after cursor {} \
+             (`--restart` starts over)",
             s["checkpoint"]["cursor"]
         );
     }
