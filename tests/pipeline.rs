@@ -506,8 +506,24 @@ async fn an_extractor_killed_mid_run_resumes_after_its_last_confirmed_page() {
         "`ferry status` names the run the next extraction continues: {status}"
     );
 
+    // The run's trace, started by the killed extractor: the resumed one goes on in it.
+    let traceparent = world
+        .scalar_string(&format!("SELECT traceparent FROM `{state_db}`.ferry_runs"))
+        .await;
+    let trace_id = traceparent
+        .split('-')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(trace_id.len(), 32, "a W3C traceparent: {traceparent:?}");
+
     let again = world.ferry(&["extract", "--once"]);
     let out = String::from_utf8_lossy(&again.stdout);
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        log.contains(&trace_id),
+        "the resumed run continues trace {trace_id}:\n{log}"
+    );
     assert!(
         again.status.success(),
         "{out}{}",

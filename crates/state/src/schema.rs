@@ -74,4 +74,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE ferry_checkpoints
         ADD COLUMN IF NOT EXISTS run_id VARCHAR(64) NULL,
         ADD COLUMN IF NOT EXISTS source_digest CHAR(64) NULL",
+    // The W3C trace context of a run's extraction, so a resumed run continues the same trace.
+    "ALTER TABLE ferry_runs ADD COLUMN IF NOT EXISTS traceparent VARCHAR(64) NULL",
 ];

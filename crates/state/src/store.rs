@@ -81,6 +81,8 @@ pub struct RunSummary {
     pub skipped: i64,
     pub dead: i64,
     pub error: Option<String>,
+    /// W3C `traceparent` of the run's extraction span (resumed runs continue that trace).
+    pub traceparent: Option<String>,
 }
 
 impl RunSummary {
@@ -261,12 +263,14 @@ impl State {
 
     // ---- runs --------------------------------------------------------------------------------
 
-    /// Record a new run of `scheme` that started at `started_at` (the run's `NOW()`).
+    /// Record a new run of `scheme` that started at `started_at` (the run's `NOW()`), traced
+    /// under `traceparent`.
     pub async fn start_run(
         &self,
         run_id: &str,
         scheme: &str,
         started_at: DateTime<Utc>,
+        traceparent: Option<&str>,
     ) -> Result<()> {
         // Settled-message keys only matter while a run's messages may still be redelivered.
         sqlx::query(
@@ -275,12 +279,13 @@ impl State {
         .execute(&self.pool)
         .await?;
         sqlx::query(
-            "INSERT INTO ferry_runs (run_id, scheme, status, started_at)
-             VALUES (?, ?, 'extracting', ?)",
+            "INSERT INTO ferry_runs (run_id, scheme, status, started_at, traceparent)
+             VALUES (?, ?, 'extracting', ?, ?)",
         )
         .bind(run_id)
         .bind(scheme)
         .bind(started_at.naive_utc())
+        .bind(traceparent)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -599,8 +604,8 @@ impl State {
     }
 }
 
-const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error FROM ferry_runs WHERE run_id = ?";
-const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
+const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent FROM ferry_runs WHERE run_id = ?";
+const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
 
 fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
     let started: NaiveDateTime = row.try_get(3)?;
@@ -617,5 +622,6 @@ fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
         skipped: row.try_get(8)?,
         dead: row.try_get(9)?,
         error: row.try_get(10)?,
+        traceparent: row.try_get(11)?,
     })
 }

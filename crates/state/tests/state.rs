@@ -57,7 +57,9 @@ async fn an_interrupted_run_resumes_after_its_last_confirmed_page_with_the_same_
         None,
         "nothing saved"
     );
-    s.start_run("r1", "s", chrono::Utc::now()).await.unwrap();
+    s.start_run("r1", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
     let first = serde_json::json!({"last_id": 500});
     let second = serde_json::json!({"last_id": 1000});
     s.page_confirmed(&page("r1", 500, Some(&first)))
@@ -106,7 +108,7 @@ async fn migrations_are_idempotent_and_checkpoints_round_trip() {
     assert_eq!(db.state.checkpoint("s").await.unwrap(), Default::default());
     let cursor = serde_json::json!({"last_id": 42, "note": "中文🚀"});
     db.state
-        .start_run("r1", "s", chrono::Utc::now())
+        .start_run("r1", "s", chrono::Utc::now(), None)
         .await
         .unwrap();
     db.state
@@ -194,7 +196,9 @@ async fn a_dead_holders_lease_can_be_taken_over_once() {
 async fn runs_settle_to_done() {
     let db = TestDb::new().await;
     let s = &db.state;
-    s.start_run("r1", "s", chrono::Utc::now()).await.unwrap();
+    s.start_run("r1", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
     s.page_confirmed(&page("r1", 3, None)).await.unwrap();
     s.page_confirmed(&page("r1", 2, None)).await.unwrap();
     s.settle("r1", "batch-a", 2, 0, 0).await.unwrap();

@@ -125,6 +125,12 @@ impl Extractor {
             run = %run_id,
             trace_id = tracing::field::Empty,
         );
+        // A resumed run goes on in the trace its first attempt started.
+        if let Some(parent) = resume.as_ref().and_then(|r| r.run.traceparent.clone()) {
+            let mut headers = Headers::new(&name, &run_id, Stage::Transform);
+            headers.traceparent = Some(parent);
+            let _ = span.set_parent(ferry_bus::trace::extract(&headers));
+        }
         crate::telemetry::record_trace_id(&span);
         let result = self
             .extract(scheme, &run_id, (resume, &digest), shutdown, &span)
@@ -168,7 +174,11 @@ impl Extractor {
             }
             None => {
                 let now = chrono::Utc::now();
-                self.state.start_run(run_id, name, now).await?;
+                let mut headers = Headers::new(name, run_id, Stage::Transform);
+                ferry_bus::trace::inject(&span.context(), &mut headers);
+                self.state
+                    .start_run(run_id, name, now, headers.traceparent.as_deref())
+                    .await?;
                 now
             }
         };
