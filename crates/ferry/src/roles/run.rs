@@ -62,19 +62,18 @@ impl Pipeline {
         )
     }
 
-    /// Let this pipeline's connection go for good (see `Bus::abandon`).
-    fn abandon(&self) {
-        Arc::clone(&self.bus).abandon();
-    }
-
-    /// Connect afresh after the connection was given up: retry with backoff (1 s doubling to
-    /// 30 s) while the broker is still away. `None` when a shutdown came first.
-    async fn reconnect(
-        app: &Arc<App>,
+    /// After this pipeline's connection was given up (`why`): let it go for good (see
+    /// `Bus::abandon`) and connect afresh, retrying with backoff (1 s doubling to 30 s) while the
+    /// broker is still away. `None` when a shutdown came first.
+    async fn replace(
+        &self,
         role: &str,
         schemes: &[LoadedScheme],
         shutdown: &Shutdown,
+        why: &dyn std::fmt::Display,
     ) -> anyhow::Result<Option<Pipeline>> {
+        tracing::warn!(role, error = %why, "gave the RabbitMQ connection up; connecting afresh");
+        Arc::clone(&self.bus).abandon();
         crate::metrics::global().set_ready(false);
         let mut delay = Duration::from_secs(1);
         for attempt in 1u32.. {
@@ -83,7 +82,7 @@ impl Pipeline {
                 _ = waiting.wait() => return Ok(None),
                 _ = tokio::time::sleep(delay) => {}
             }
-            match Pipeline::connect(Arc::clone(app), role, schemes).await {
+            match Pipeline::connect(Arc::clone(&self.app), role, schemes).await {
                 Ok(pipeline) => {
                     tracing::info!(role, attempt, "connected to RabbitMQ afresh");
                     crate::metrics::global().set_ready(true);
@@ -215,9 +214,7 @@ pub async fn consume(
             None => return Ok(()),
             Some(lost) => lost,
         };
-        tracing::warn!(role, error = %lost, "gave the RabbitMQ connection up; connecting afresh");
-        pipeline.abandon();
-        pipeline = match Pipeline::reconnect(&app, role, &schemes, &shutdown).await? {
+        pipeline = match pipeline.replace(role, &schemes, &shutdown, &lost).await? {
             Some(pipeline) => pipeline,
             None => return Ok(()),
         };
@@ -325,15 +322,15 @@ pub async fn extract(
         loop {
             let extractor = Arc::new(pipeline.extractor(&owner));
             let bus = Arc::clone(&pipeline.bus);
-            tokio::select! {
+            // A run in progress stops when the connection is given up; the next one resumes it.
+            let lost = tokio::select! {
                 () = extractor.follow_schedules(schemes.clone(), shutdown.clone()) => return Ok(()),
-                lost = bus.wait_lost() => {
-                    // A run in progress stops here; the next one resumes it (MySQL sources).
-                    tracing::warn!(error = %lost, "gave the RabbitMQ connection up; connecting afresh");
-                }
-            }
-            pipeline.abandon();
-            pipeline = match Pipeline::reconnect(&app, "extract", &schemes, &shutdown).await? {
+                lost = bus.wait_lost() => lost,
+            };
+            pipeline = match pipeline
+                .replace("extract", &schemes, &shutdown, &lost)
+                .await?
+            {
                 Some(pipeline) => pipeline,
                 None => return Ok(()),
             };
@@ -344,16 +341,15 @@ pub async fn extract(
         let mut reconnects = 0;
         let result = loop {
             let result = pipeline.extractor(&owner).run_once(scheme, &shutdown).await;
-            if result.is_ok() || !pipeline.bus.is_lost() || shutdown.is_set() {
+            let Err(err) = &result else { break result };
+            if !pipeline.bus.is_lost() || shutdown.is_set() || reconnects == ONCE_RECONNECTS {
                 break result;
             }
             reconnects += 1;
-            if reconnects > ONCE_RECONNECTS {
-                break result;
-            }
-            tracing::warn!(scheme = %scheme.scheme.name, "gave the RabbitMQ connection up during the run; connecting afresh to go on");
-            pipeline.abandon();
-            pipeline = match Pipeline::reconnect(&app, "extract", &schemes, &shutdown).await? {
+            pipeline = match pipeline
+                .replace("extract", &schemes, &shutdown, err)
+                .await?
+            {
                 Some(pipeline) => pipeline,
                 None => break result,
             };
@@ -447,9 +443,7 @@ async fn run_forever(
             return Ok(());
         };
         tasks.shutdown().await;
-        tracing::warn!(role = "run", error = %lost, "gave the RabbitMQ connection up; connecting afresh");
-        pipeline.abandon();
-        pipeline = match Pipeline::reconnect(&app, "run", &schemes, &shutdown).await? {
+        pipeline = match pipeline.replace("run", &schemes, &shutdown, &lost).await? {
             Some(pipeline) => pipeline,
             None => return Ok(()),
         };
