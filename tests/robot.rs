@@ -640,43 +640,10 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     let state = ferry_state::State::connect(&world.state_url())
         .await
         .unwrap();
-    let metadata: ferry_core::Metadata = serde_json::from_value(json!({
-        "api": "DingTalkRoBotPush",
-        "idCheck": true,
-        "batch_size": 1,
-        "window_secs": 1,
-        "request": [
-            {"field": "title", "value": "平台网站用户留言推送"},
-            {"field": "header", "value": "用户留言"},
-            {"label": "留言用户姓名", "field": "name", "value": "{name}"},
-            {"label": "公司名称", "field": "company", "value": "{company}"}
-        ]
-    }))
-    .unwrap();
-    let conn = |token: &str| ferry_core::config::DingTalkRobotConnection {
-        base_url: robot.url(),
-        access_token: ferry_core::config::Secret::new(token),
-        secret: Some(ferry_core::config::Secret::new(ROBOT_SECRET)),
-        keyword: None,
-        per_minute: 20,
-        format: ferry_core::config::RobotFormat::Markdown,
-        timeout_secs: 10,
-    };
-    let sink = |token: &str| {
-        ferry_sinks::robot::RobotSink::new(
-            "notify",
-            &conn(token),
-            &metadata,
-            state.clone(),
-            ferry_sinks::robot::http_client().unwrap(),
-            "sink-test",
-        )
-        .unwrap()
-    };
-    let record = |name: &str, company: &str| Record {
-        id: name.to_string(),
-        data: json!({"title": "平台网站用户留言推送", "header": "用户留言", "name": name, "company": company}),
-    };
+    let metadata = sink_metadata();
+    let conn = |token: &str| robot_connection(&robot, token, 10);
+    let sink = |token: &str| robot_sink(&conn(token), &metadata, &state);
+    let record = contact_record;
     let batch: Vec<Record> = (1..=4)
         .map(|i| record(&contact_name(i), "某某公司 😀"))
         .collect();
@@ -749,15 +716,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     // window as the hint; nothing of it was pushed or recorded.
     let mut impatient = metadata.clone();
     impatient.extra.insert("throttle_retries".into(), json!(1));
-    let impatient = ferry_sinks::robot::RobotSink::new(
-        "notify",
-        &conn(ROBOT_TOKEN),
-        &impatient,
-        state.clone(),
-        ferry_sinks::robot::http_client().unwrap(),
-        "sink-test",
-    )
-    .unwrap();
+    let impatient = robot_sink(&conn(ROBOT_TOKEN), &impatient, &state);
     robot
         .set_faults(json!({"robot": {"throttle_every": 1}}))
         .await;
@@ -784,6 +743,118 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     assert_eq!((report.written, report.skipped), (1, 0));
     assert_eq!(robot.messages().await.len(), 6);
     world.clean().await;
+}
+
+/// A push the robot took but never answered (the connection dropped) may be in the group: the
+/// batch fails as transient, and when it comes back its record is pushed again marked
+/// `（可能重复）`, so people know, instead of being dropped. A push the robot refused leaves no mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_answer_was_lost_is_pushed_again_marked_as_a_possible_repeat() {
+    let mut world = World::new("rl").await;
+    let robot = Robot::start(60, 20).await;
+    let state = ferry_state::State::connect(&world.state_url())
+        .await
+        .unwrap();
+    let metadata = sink_metadata();
+    let sink = robot_sink(&robot_connection(&robot, ROBOT_TOKEN, 1), &metadata, &state);
+    let lost = vec![contact_record(&contact_name(1), "某某公司 😀")];
+
+    robot
+        .set_faults(json!({"robot": {"lose_answer_every": 1}}))
+        .await;
+    let err = sink.write(lost.clone()).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+    assert_eq!(robot.messages().await.len(), 1, "the robot took it");
+
+    robot.set_faults(json!({"robot": {}})).await;
+    let report = sink.write(lost.clone()).await.unwrap();
+    assert_eq!((report.written, report.skipped), (1, 0));
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        text_of(&messages[1]),
+        format!(
+            "#### 用户留言（1 条）\n\n**1.**（可能重复）\n- 留言用户姓名: {}\n- 公司名称: 某某公司 😀",
+            contact_name(1)
+        )
+    );
+    // Answered now: in the ledger, never pushed again.
+    let report = sink.write(lost).await.unwrap();
+    assert_eq!((report.written, report.skipped), (0, 1));
+
+    // Refused with a 5xx: not delivered, so the retry carries no mark.
+    robot.set_faults(json!({"robot": {"burst_5xx": 1}})).await;
+    let refused = vec![contact_record(&contact_name(2), "另一家")];
+    assert_eq!(
+        sink.write(refused.clone()).await.unwrap_err().class(),
+        ErrorClass::Transient
+    );
+    let report = sink.write(refused).await.unwrap();
+    assert_eq!(report.written, 1);
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 3);
+    assert!(
+        text_of(&messages[2]).contains("**1.**\n"),
+        "{}",
+        text_of(&messages[2])
+    );
+    world.clean().await;
+}
+
+/// The robot target as the sink tests use it: idCheck, one record per message, a 1 s window.
+fn sink_metadata() -> ferry_core::Metadata {
+    serde_json::from_value(json!({
+        "api": "DingTalkRoBotPush",
+        "idCheck": true,
+        "batch_size": 1,
+        "window_secs": 1,
+        "request": [
+            {"field": "title", "value": "平台网站用户留言推送"},
+            {"field": "header", "value": "用户留言"},
+            {"label": "留言用户姓名", "field": "name", "value": "{name}"},
+            {"label": "公司名称", "field": "company", "value": "{company}"}
+        ]
+    }))
+    .unwrap()
+}
+
+fn robot_connection(
+    robot: &Robot,
+    token: &str,
+    timeout_secs: u64,
+) -> ferry_core::config::DingTalkRobotConnection {
+    ferry_core::config::DingTalkRobotConnection {
+        base_url: robot.url(),
+        access_token: ferry_core::config::Secret::new(token),
+        secret: Some(ferry_core::config::Secret::new(ROBOT_SECRET)),
+        keyword: None,
+        per_minute: 20,
+        format: ferry_core::config::RobotFormat::Markdown,
+        timeout_secs,
+    }
+}
+
+fn robot_sink(
+    conn: &ferry_core::config::DingTalkRobotConnection,
+    metadata: &ferry_core::Metadata,
+    state: &ferry_state::State,
+) -> ferry_sinks::robot::RobotSink {
+    ferry_sinks::robot::RobotSink::new(
+        "notify",
+        conn,
+        metadata,
+        state.clone(),
+        ferry_sinks::robot::http_client().unwrap(),
+        "sink-test",
+    )
+    .unwrap()
+}
+
+fn contact_record(name: &str, company: &str) -> Record {
+    Record {
+        id: name.to_string(),
+        data: json!({"title": "平台网站用户留言推送", "header": "用户留言", "name": name, "company": company}),
+    }
 }
 
 /// Take `count` messages of `queue` (acknowledged), keeping body and headers. A consumer, not

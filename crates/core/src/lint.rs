@@ -49,6 +49,7 @@ pub const KIND_EXTRAS: &[(ConnectionKind, Role, &[&str])] = &[
             "at_mobiles",
             "at_all",
             "update_mark",
+            "repeat_mark",
             "window_secs",
             "throttle_retries",
         ],

@@ -117,6 +117,9 @@ pub struct EndpointFaults {
     pub slow_ms: Option<u64>,
     /// Apply `slow_ms` only to every Nth call (default: every call).
     pub slow_every: Option<u32>,
+    /// Robot only: every Nth message is accepted (it shows in the group) but its answer never
+    /// comes, as when the connection drops after the robot took it.
+    pub lose_answer_every: Option<u32>,
     /// Lifetime of the tokens this endpoint issues, in seconds (0 = expired at once). Defaults:
     /// dingtalk_token 7200, okki 28800, jushuitan 2592000 (tokens from refreshToken), kingdee
     /// 86400 (app-token and the appSecret rotation).

@@ -37,6 +37,9 @@ fn too_fast() -> Response {
     answer(130_101, "send too fast, exceed 20 times per minute")
 }
 
+/// How long a message whose answer is "lost" holds its request open (far past any client timeout).
+const LOST_ANSWER_HOLD_SECS: u64 = 600;
+
 /// `GET /robot/send`: the robot only takes POST.
 pub(crate) async fn send_wrong_method() -> Response {
     answer(43_002, "需要POST请求")
@@ -57,7 +60,9 @@ pub(crate) async fn send(
         }
         Some(_) => {}
     }
-    match state.fault_gate(FaultKey::Robot).await {
+    let gate = state.fault_gate(FaultKey::Robot).await;
+    let lose_answer = state.loses_answer(FaultKey::Robot);
+    match gate {
         Some(Injected::Throttle) => return too_fast(),
         Some(Injected::Unavailable) => {
             return wire::json(
@@ -105,6 +110,20 @@ pub(crate) async fn send(
         return answer(310_000, "keywords not in content");
     }
 
+    if !accept(&state, message) {
+        return too_fast();
+    }
+    if lose_answer {
+        // Taken, but the sender never hears so: it times out.
+        tokio::time::sleep(Duration::from_secs(LOST_ANSWER_HOLD_SECS)).await;
+    }
+    answer(0, "ok")
+}
+
+/// Take `message` into the inbox if the robot's own window allows; false when it is over the
+/// limit (the robot then stays throttled for the penalty).
+fn accept(state: &AppState, message: Value) -> bool {
+    let options = &state.options;
     let window = Duration::from_secs(options.robot_window_secs);
     let penalty = Duration::from_secs(options.robot_penalty_secs);
     let now = Instant::now();
@@ -119,7 +138,7 @@ pub(crate) async fn send(
     }
     if robot.accepted_at.len() >= options.robot_limit as usize {
         robot.throttled_until = Some(now + penalty);
-        return too_fast();
+        return false;
     }
     robot.accepted_at.push_back(now);
     let received_at_ms = wire::now_ms();
@@ -128,7 +147,7 @@ pub(crate) async fn send(
         received_at_ms,
         body: message,
     });
-    answer(0, "ok")
+    true
 }
 
 /// The text a keyword check looks at, or the name of the first missing parameter.

@@ -167,6 +167,14 @@ impl AppState {
         Duration::from_secs(inner.faults.get(key).token_ttl_secs.unwrap_or(default_secs))
     }
 
+    /// True when the call `fault_gate` just counted for `key` is one whose answer is to be lost.
+    pub(crate) fn loses_answer(&self, key: FaultKey) -> bool {
+        let inner = self.lock();
+        let calls = inner.counters.get(&key).map_or(0, |c| c.calls);
+        matches!(inner.faults.get(key).lose_answer_every,
+            Some(every) if every > 0 && calls.is_multiple_of(u64::from(every)))
+    }
+
     /// Current knobs.
     pub(crate) fn faults(&self) -> Faults {
         self.lock().faults.clone()

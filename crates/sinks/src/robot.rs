@@ -11,7 +11,10 @@
 //!   a re-extraction) and is skipped; a record whose id is there with another digest changed and
 //!   is pushed again, marked as an update. A message's records are recorded in the ledger right
 //!   after the robot answered `errcode: 0`, before the next message, so a batch that fails half
-//!   way and comes back pushes only what is left.
+//!   way and comes back pushes only what is left. Before each push its records are noted as
+//!   pending; an answer (accepted or refused) settles them. Records still pending when they come
+//!   back (the process died mid-push, or the answer was lost) may be in the group already: they
+//!   are pushed again marked as a possible repeat, so people know, rather than silently dropped.
 //! - Rate limit: every push first takes a slot of the sliding-window limiter kept in the state
 //!   database (`robot:<connection>`), shared by every loader replica. If the robot still answers
 //!   130101 (someone else posts with the same robot), the sink waits out the window and tries
@@ -56,6 +59,8 @@ pub const DEFAULT_THROTTLE_RETRIES: usize = 11;
 pub const MAX_THROTTLE_RETRIES: u64 = 60;
 /// Shown next to a record that was pushed before with other content.
 pub const DEFAULT_UPDATE_MARK: &str = "（更新）";
+/// The mark on a record that may have been pushed already (see the module docs).
+pub const DEFAULT_REPEAT_MARK: &str = "（可能重复）";
 /// The message layout of the `markdown` format when `message_template` is not set.
 pub const DEFAULT_MARKDOWN_TEMPLATE: &str = "#### {header}（{count} 条）\n\n{records}";
 /// The message layout of the `text` format when `message_template` is not set.
@@ -138,6 +143,7 @@ struct Layout {
     at_all: bool,
     keyword: Option<String>,
     update_mark: String,
+    repeat_mark: String,
     /// Title used when a record renders none (the scheme's name).
     fallback_title: String,
 }
@@ -169,6 +175,8 @@ struct Entry {
     digest: String,
     /// Pushed before with another digest.
     update: bool,
+    /// In a push whose answer never came: it may be in the group already.
+    maybe_repeat: bool,
 }
 
 /// What a record shows in the group.
@@ -206,7 +214,10 @@ enum PushError {
     /// 460101: the body is too long. Splitting prevents it; if it happens anyway, the records of
     /// that message are bad records.
     TooLong(String),
+    /// The robot refused the message, or could not be reached: it was not delivered.
     Failed(FerryError),
+    /// No answer to read (a timeout or a dropped connection after sending): it may have been.
+    Unknown(FerryError),
 }
 
 impl RobotSink {
@@ -241,6 +252,7 @@ impl RobotSink {
             at_all: options.at_all,
             keyword: conn.keyword.clone(),
             update_mark: options.update_mark,
+            repeat_mark: options.repeat_mark,
             fallback_title: scheme_name.to_string(),
         };
         Ok(RobotSink {
@@ -307,12 +319,19 @@ impl RobotSink {
             .send()
             .await
             .map_err(|e| {
+                // Refused before the request went out: not delivered; otherwise nobody knows.
+                let undelivered = e.is_connect() || e.is_builder();
                 // The URL carries the token and the signature: never let it into the text.
-                PushError::Failed(FerryError::transient(format!(
+                let err = FerryError::transient(format!(
                     "connection `{conn}`: cannot reach the DingTalk robot at {}: {}",
                     self.base_url,
                     error_chain(&e.without_url())
-                )))
+                ));
+                if undelivered {
+                    PushError::Failed(err)
+                } else {
+                    PushError::Unknown(err)
+                }
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -330,7 +349,7 @@ impl RobotSink {
             }));
         }
         let answer: Value = response.json().await.map_err(|e| {
-            PushError::Failed(FerryError::transient(format!(
+            PushError::Unknown(FerryError::transient(format!(
                 "connection `{conn}`: the DingTalk robot's answer is not JSON: {}",
                 error_chain(&e.without_url())
             )))
@@ -339,7 +358,7 @@ impl RobotSink {
         let errmsg = answer.get("errmsg").map(value_text).unwrap_or_default();
         match errcode {
             Some(code) => classify_answer(conn, code, &errmsg),
-            None => Err(PushError::Failed(FerryError::transient(format!(
+            None => Err(PushError::Unknown(FerryError::transient(format!(
                 "connection `{conn}`: the DingTalk robot's answer has no errcode"
             )))),
         }
@@ -382,21 +401,51 @@ impl RobotSink {
                 "connection `{}`: errcode {ERRCODE_TOO_LONG} ({errmsg})",
                 self.connection
             )),
-            PushError::Failed(err) => err,
+            PushError::Failed(err) | PushError::Unknown(err) => err,
+        }
+    }
+
+    /// `(id, digest)` of the entries the ledger tracks (those with an id).
+    fn ledger_pairs(&self, entries: &[&Entry]) -> Vec<(String, String)> {
+        if !self.id_check {
+            return Vec::new();
+        }
+        entries
+            .iter()
+            .filter(|e| !e.record.id.is_empty())
+            .map(|e| (e.record.id.clone(), e.digest.clone()))
+            .collect()
+    }
+
+    /// Note a message's records as being pushed, before the push.
+    async fn mark_pending(&self, entries: &[&Entry]) -> Result<(), FerryError> {
+        let pairs = self.ledger_pairs(entries);
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        Ok(self.state.mark_pending(&self.scheme, &pairs).await?)
+    }
+
+    /// The robot refused the message: its records were not delivered. A failure here only
+    /// costs a needless "possible repeat" mark later, so it is logged, not raised.
+    async fn clear_pending(&self, entries: &[&Entry]) {
+        let ids: Vec<String> = self
+            .ledger_pairs(entries)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.state.clear_pending(&self.scheme, &ids).await {
+            tracing::warn!(connection = %self.connection, error = %e, "could not clear pending robot records");
         }
     }
 
     /// Record delivered records in the ledger, retrying briefly: a push that is not recorded
     /// would be pushed again after a redelivery.
     async fn record(&self, entries: &[&Entry]) -> Result<(), FerryError> {
-        if !self.id_check {
-            return Ok(());
-        }
-        let pairs: Vec<(String, String)> = entries
-            .iter()
-            .filter(|e| !e.record.id.is_empty())
-            .map(|e| (e.record.id.clone(), e.digest.clone()))
-            .collect();
+        let pairs = self.ledger_pairs(entries);
         if pairs.is_empty() {
             return Ok(());
         }
@@ -417,15 +466,19 @@ impl RobotSink {
             })
     }
 
-    /// Sort the batch against the ledger: already delivered (skipped) or to push.
+    /// Sort the batch against the ledger: already delivered (skipped) or to push, and whether
+    /// an earlier push of the same content went unanswered.
     async fn entries(&self, records: Vec<Record>) -> Result<(Vec<Entry>, u64), FerryError> {
-        let ledger = if self.id_check {
+        let (ledger, pending) = if self.id_check {
             let ids: Vec<String> = records
                 .iter()
                 .filter(|r| !r.id.is_empty())
                 .map(|r| r.id.clone())
                 .collect();
-            self.state.ledger(&self.scheme, &ids).await?
+            (
+                self.state.ledger(&self.scheme, &ids).await?,
+                self.state.pending(&self.scheme, &ids).await?,
+            )
         } else {
             Default::default()
         };
@@ -442,11 +495,13 @@ impl RobotSink {
                 Some(_) => true,
                 None => false,
             };
+            let maybe_repeat = pending.get(&record.id) == Some(&digest);
             entries.push(Entry {
                 record,
                 content,
                 digest,
                 update,
+                maybe_repeat,
             });
         }
         Ok((entries, skipped))
@@ -475,7 +530,15 @@ impl Sink for RobotSink {
         }
         for message in messages {
             let included: Vec<&Entry> = message.indexes.iter().map(|&i| &entries[i]).collect();
-            match self.push(&message.body).await {
+            self.mark_pending(&included).await?;
+            let pushed = self.push(&message.body).await;
+            if matches!(
+                pushed,
+                Err(PushError::TooLong(_) | PushError::Throttled(_) | PushError::Failed(_))
+            ) {
+                self.clear_pending(&included).await;
+            }
+            match pushed {
                 Ok(()) => {
                     self.record(&included).await?;
                     report.written += included.len() as u64;
@@ -560,6 +623,7 @@ struct Options {
     at_mobiles: Vec<String>,
     at_all: bool,
     update_mark: String,
+    repeat_mark: String,
     window_secs: u64,
     throttle_retries: usize,
 }
@@ -647,14 +711,16 @@ impl Options {
                 false
             }
         };
-        let update_mark = match extra.get("update_mark") {
-            None => DEFAULT_UPDATE_MARK.to_string(),
+        let mut mark = |key: &str, default: &str| match extra.get(key) {
+            None => default.to_string(),
             Some(Value::String(s)) => s.clone(),
             Some(_) => {
-                problems.push(format!("{}: must be text", at("update_mark")));
+                problems.push(format!("{}: must be text", at(key)));
                 String::new()
             }
         };
+        let update_mark = mark("update_mark", DEFAULT_UPDATE_MARK);
+        let repeat_mark = mark("repeat_mark", DEFAULT_REPEAT_MARK);
         let mut whole = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| -> u64 {
             match extra.get(key) {
                 None => default,
@@ -689,6 +755,7 @@ impl Options {
             at_mobiles,
             at_all,
             update_mark,
+            repeat_mark,
             window_secs,
             throttle_retries,
         })
@@ -876,11 +943,13 @@ impl Layout {
     fn records_text(&self, chosen: &[&Entry]) -> String {
         let mut blocks = Vec::with_capacity(chosen.len());
         for (n, entry) in chosen.iter().enumerate() {
-            let mark = if entry.update {
-                self.update_mark.as_str()
-            } else {
-                ""
-            };
+            let mut mark = String::new();
+            if entry.update {
+                mark.push_str(&self.update_mark);
+            }
+            if entry.maybe_repeat {
+                mark.push_str(&self.repeat_mark);
+            }
             let mut block = match self.format {
                 RobotFormat::Markdown => format!("**{}.**{mark}", n + 1),
                 RobotFormat::Text => format!("{}.{mark}", n + 1),
@@ -949,6 +1018,7 @@ mod tests {
             at_all: o.at_all,
             keyword: conn.keyword.clone(),
             update_mark: o.update_mark,
+            repeat_mark: o.repeat_mark,
             fallback_title: "scheme".into(),
         })
     }
@@ -972,6 +1042,7 @@ mod tests {
             digest: content.digest(),
             content,
             update,
+            maybe_repeat: false,
         }
     }
 
@@ -1000,6 +1071,36 @@ mod tests {
                              **2.**（更新）\n- 留言用户姓名: 李四🚀\n- 留言用户电话: 13800138000\n- 公司名称: 另一家\n- 留言时间: 2026-11-23 12:00:00"
                 }
             })
+        );
+    }
+
+    #[test]
+    fn records_whose_push_went_unanswered_are_marked_as_possible_repeats() {
+        let mut meta = seed_000_metadata();
+        let l = layout(&meta, &conn()).unwrap();
+        let mut first = contact(&l, "张三", "某某公司 😀", false);
+        let mut second = contact(&l, "李四🚀", "另一家", true);
+        first.maybe_repeat = true;
+        second.maybe_repeat = true;
+        let (messages, _) = l.split(&[first.clone(), second.clone()]);
+        let text = body_json(&messages[0])["markdown"]["text"].clone();
+        let text = text.as_str().unwrap();
+        assert!(text.contains("**1.**（可能重复）\n"), "{text}");
+        assert!(text.contains("**2.**（更新）（可能重复）\n"), "{text}");
+
+        meta.extra
+            .insert("repeat_mark".into(), json!(" [maybe again]"));
+        let l = layout(&meta, &conn()).unwrap();
+        let (messages, _) = l.split(&[first]);
+        let text = body_json(&messages[0])["markdown"]["text"].clone();
+        assert!(
+            text.as_str().unwrap().contains("**1.** [maybe again]\n"),
+            "{text}"
+        );
+        meta.extra.insert("repeat_mark".into(), json!(1));
+        assert_eq!(
+            layout(&meta, &conn()).unwrap_err().to_string(),
+            "target.metadata.repeat_mark: must be text"
         );
     }
 

@@ -76,4 +76,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ADD COLUMN IF NOT EXISTS source_digest CHAR(64) NULL",
     // The W3C trace context of a run's extraction, so a resumed run continues the same trace.
     "ALTER TABLE ferry_runs ADD COLUMN IF NOT EXISTS traceparent VARCHAR(64) NULL",
+    // Records in a robot message whose fate is unknown: written before the push, removed once the
+    // robot answered (delivered, or refused). What is left after a crash or a lost answer is pushed
+    // again marked as a possible repeat.
+    "CREATE TABLE IF NOT EXISTS ferry_ledger_pending (
+        scheme VARCHAR(191) NOT NULL,
+        record_id VARCHAR(191) NOT NULL,
+        digest CHAR(64) NOT NULL,
+        since DATETIME(6) NOT NULL,
+        PRIMARY KEY (scheme, record_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

@@ -448,41 +448,99 @@ impl State {
 
     // ---- the idCheck ledger ------------------------------------------------------------------
 
-    /// Ledger entries for the given record ids of a scheme.
+    /// What the ledger knows of `ids` in `scheme`: the digest each was delivered with.
     pub async fn ledger(
         &self,
         scheme: &str,
         ids: &[String],
     ) -> Result<HashMap<String, LedgerEntry>> {
         let mut out = HashMap::new();
+        for row in self
+            .rows_by_id(
+                "SELECT record_id, digest, delivered_at FROM ferry_ledger",
+                scheme,
+                ids,
+            )
+            .await?
+        {
+            let at: NaiveDateTime = row.try_get(2)?;
+            out.insert(
+                row.try_get(0)?,
+                LedgerEntry {
+                    digest: row.try_get(1)?,
+                    delivered_at: utc(at),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Of `ids`, those in a push whose outcome is unknown, with the digest pushed.
+    pub async fn pending(&self, scheme: &str, ids: &[String]) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for row in self
+            .rows_by_id(
+                "SELECT record_id, digest FROM ferry_ledger_pending",
+                scheme,
+                ids,
+            )
+            .await?
+        {
+            out.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        Ok(out)
+    }
+
+    /// `select` (naming a table with `scheme` and `record_id` columns) for `ids`, in chunks.
+    async fn rows_by_id(
+        &self,
+        select: &str,
+        scheme: &str,
+        ids: &[String],
+    ) -> Result<Vec<sqlx::mysql::MySqlRow>> {
+        let mut rows = Vec::new();
         for chunk in ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT record_id, digest, delivered_at FROM ferry_ledger
-                 WHERE scheme = ? AND record_id IN ({marks})"
-            );
+            let sql = format!("{select} WHERE scheme = ? AND record_id IN ({marks})");
             let mut q = sqlx::query(AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(scheme);
             for id in chunk {
                 q = q.bind(id);
             }
-            for row in q.fetch_all(&self.pool).await? {
-                let at: NaiveDateTime = row.try_get(2)?;
-                out.insert(
-                    row.try_get(0)?,
-                    LedgerEntry {
-                        digest: row.try_get(1)?,
-                        delivered_at: utc(at),
-                    },
-                );
-            }
+            rows.extend(q.fetch_all(&self.pool).await?);
         }
-        Ok(out)
+        Ok(rows)
     }
 
-    /// Record that these (id, digest) pairs were delivered.
+    /// Note `(id, digest)` entries as about to be pushed (their outcome unknown until the answer).
+    pub async fn mark_pending(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
+        for chunk in entries.chunks(500) {
+            let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT INTO ferry_ledger_pending (scheme, record_id, digest, since) VALUES {rows}
+                 ON DUPLICATE KEY UPDATE digest = VALUES(digest), since = VALUES(since)"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (id, digest) in chunk {
+                q = q.bind(scheme).bind(id).bind(digest);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// The push of `ids` was answered with a refusal: they were not delivered.
+    pub async fn clear_pending(&self, scheme: &str, ids: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        delete_pending(&mut tx, scheme, ids).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `(id, digest)` entries were delivered: into the ledger, out of the pending ones.
     pub async fn record_delivered(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         for chunk in entries.chunks(500) {
             let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
             let sql = format!(
@@ -493,8 +551,11 @@ impl State {
             for (id, digest) in chunk {
                 q = q.bind(scheme).bind(id).bind(digest);
             }
-            q.execute(&self.pool).await?;
+            q.execute(&mut *tx).await?;
         }
+        let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
+        delete_pending(&mut tx, scheme, &ids).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -624,4 +685,24 @@ fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
         error: row.try_get(10)?,
         traceparent: row.try_get(11)?,
     })
+}
+
+async fn delete_pending(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    scheme: &str,
+    ids: &[String],
+) -> Result<()> {
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql =
+            format!("DELETE FROM ferry_ledger_pending WHERE scheme = ? AND record_id IN ({marks})");
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(scheme);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
