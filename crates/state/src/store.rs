@@ -515,18 +515,9 @@ impl State {
 
     /// Note `(id, digest)` entries as about to be pushed (their outcome unknown until the answer).
     pub async fn mark_pending(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
-        for chunk in entries.chunks(500) {
-            let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO ferry_ledger_pending (scheme, record_id, digest, since) VALUES {rows}
-                 ON DUPLICATE KEY UPDATE digest = VALUES(digest), since = VALUES(since)"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-            for (id, digest) in chunk {
-                q = q.bind(scheme).bind(id).bind(digest);
-            }
-            q.execute(&self.pool).await?;
-        }
+        let mut tx = self.pool.begin().await?;
+        upsert_digests(&mut tx, "ferry_ledger_pending", "since", scheme, entries).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -541,18 +532,7 @@ impl State {
     /// `(id, digest)` entries were delivered: into the ledger, out of the pending ones.
     pub async fn record_delivered(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in entries.chunks(500) {
-            let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO ferry_ledger (scheme, record_id, digest, delivered_at) VALUES {rows}
-                 ON DUPLICATE KEY UPDATE digest = VALUES(digest), delivered_at = VALUES(delivered_at)"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-            for (id, digest) in chunk {
-                q = q.bind(scheme).bind(id).bind(digest);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        upsert_digests(&mut tx, "ferry_ledger", "delivered_at", scheme, entries).await?;
         let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
         delete_pending(&mut tx, scheme, &ids).await?;
         tx.commit().await?;
@@ -685,6 +665,30 @@ fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
         error: row.try_get(10)?,
         traceparent: row.try_get(11)?,
     })
+}
+
+/// Upsert `(scheme, record_id, digest, now)` rows into `table` (the ledger, or its pending
+/// twin), whose time column is `at_column`, in chunks.
+async fn upsert_digests(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    table: &str,
+    at_column: &str,
+    scheme: &str,
+    entries: &[(String, String)],
+) -> Result<()> {
+    for chunk in entries.chunks(500) {
+        let rows = vec!["(?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO {table} (scheme, record_id, digest, {at_column}) VALUES {rows}
+             ON DUPLICATE KEY UPDATE digest = VALUES(digest), {at_column} = VALUES({at_column})"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for (id, digest) in chunk {
+            q = q.bind(scheme).bind(id).bind(digest);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn delete_pending(
