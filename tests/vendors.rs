@@ -1241,6 +1241,7 @@ async fn kingdee_business_calls_carry_the_cached_app_token_and_page_by_count() {
         client_secret: KD_SECRET.into(),
         outer_instance_id: "219672488890732544".into(),
         timeout_secs: 5,
+        rate_per_sec: None,
     });
     let metadata: Metadata = serde_json::from_value(json!({
         "api": "/jdy/v2/bd/customer", "method": "GET", "id": "id",
@@ -1282,6 +1283,35 @@ async fn kingdee_business_calls_carry_the_cached_app_token_and_page_by_count() {
     assert_eq!(
         (calls["authorize"], calls["auth_token"], calls["customer"]),
         (1, 1, 6)
+    );
+
+    // The same API through a connection limited to one call a second: its three pages take at
+    // least two seconds.
+    let Connection::Kingdee(mut limited) = conn else {
+        unreachable!()
+    };
+    limited.rate_per_sec = Some(1);
+    let ctx = Context::new(chrono::Utc::now().with_timezone(&SHANGHAI), SHANGHAI);
+    let mut source = ferry_sources::vendors::open(
+        "kd-limited",
+        &Connection::Kingdee(limited),
+        Arc::clone(&metadata),
+        ctx,
+        state.clone(),
+        ferry_sources::vendors::shared_client().unwrap(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut pages = 0;
+    while source.next_page().await.unwrap().is_some() {
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "rate_per_sec = 1 spaces the calls: {:?}",
+        started.elapsed()
     );
     world.clean().await;
 }

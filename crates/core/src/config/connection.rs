@@ -252,6 +252,8 @@ pub struct DingTalkConnection {
     pub app_secret: Secret,
     /// Per-request timeout in seconds (default 30).
     pub timeout_secs: u64,
+    /// Most requests per second over every replica; absent means no limit.
+    pub rate_per_sec: Option<u32>,
 }
 
 impl DingTalkConnection {
@@ -261,6 +263,7 @@ impl DingTalkConnection {
             app_key: r.string(report, "app_key"),
             app_secret: r.secret(report, "app_secret"),
             timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
+            rate_per_sec: opt_rate(r, report),
         }
     }
 }
@@ -372,6 +375,8 @@ pub struct OkkiConnection {
     pub scope: String,
     /// Per-request timeout in seconds (default 30).
     pub timeout_secs: u64,
+    /// Most requests per second over every replica; absent means no limit.
+    pub rate_per_sec: Option<u32>,
 }
 
 impl OkkiConnection {
@@ -382,6 +387,7 @@ impl OkkiConnection {
             client_secret: r.secret(report, "client_secret"),
             scope: r.string_or(report, "scope", OKKI_DEFAULT_SCOPE),
             timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
+            rate_per_sec: opt_rate(r, report),
         }
     }
 }
@@ -399,6 +405,8 @@ pub struct KingdeeConnection {
     pub outer_instance_id: String,
     /// Per-request timeout in seconds (default 30).
     pub timeout_secs: u64,
+    /// Most requests per second over every replica; absent means no limit.
+    pub rate_per_sec: Option<u32>,
 }
 
 impl KingdeeConnection {
@@ -409,6 +417,7 @@ impl KingdeeConnection {
             client_secret: r.secret(report, "client_secret"),
             outer_instance_id: r.string(report, "outer_instance_id"),
             timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
+            rate_per_sec: opt_rate(r, report),
         }
     }
 }

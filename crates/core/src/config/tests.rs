@@ -51,6 +51,7 @@ rate_per_sec = 3
 kind = "dingtalk"
 app_key = "k"
 app_secret = "s"
+rate_per_sec = 2
 [connections.notify]
 kind = "dingtalk_robot"
 access_token = "t"
@@ -112,6 +113,7 @@ kind = "noop"
         panic!()
     };
     assert_eq!(yida.base_url, "https://api.dingtalk.com");
+    assert_eq!(yida.rate_per_sec, Some(2));
     let Connection::DingTalkRobot(robot) = &config.connections["notify"] else {
         panic!()
     };
@@ -128,6 +130,7 @@ kind = "noop"
         panic!()
     };
     assert_eq!(crm.scope, "user");
+    assert_eq!(crm.rate_per_sec, None);
     let Connection::Kingdee(kd) = &config.connections["kd"] else {
         panic!()
     };

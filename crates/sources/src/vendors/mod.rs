@@ -79,7 +79,7 @@ pub async fn open(
             )
         }
         Connection::DingTalk(conn) => {
-            let http = client_for(conn.timeout_secs, None);
+            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
             dingtalk::open(conn_name, conn, http, metadata, ctx)
         }
         Connection::Jushuitan(conn) => {
@@ -87,11 +87,11 @@ pub async fn open(
             jushuitan::open(conn_name, conn, http, metadata, ctx)
         }
         Connection::Okki(conn) => {
-            let http = client_for(conn.timeout_secs, None);
+            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
             okki::open(conn_name, conn, http, metadata, ctx)
         }
         Connection::Kingdee(conn) => {
-            let http = client_for(conn.timeout_secs, None);
+            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
             kingdee::open(conn_name, conn, http, metadata, ctx)
         }
         other => Err(FerryError::config(format!(
