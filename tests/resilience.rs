@@ -638,19 +638,7 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
     let Some((mut world, mut rabbit, amqp)) = world_with_private_broker("ro").await else {
         return;
     };
-    let (src, dst, scheme) = copy_job(&mut world, &amqp).await;
-    let toml = world.log("ferry.toml").replace(
-        &format!("url = \"{amqp}\"\n"),
-        &format!("url = \"{amqp}\"\nrecovery_wait_secs = 3\n"),
-    );
-    assert!(toml.contains("recovery_wait_secs = 3"), "{toml}");
-    world.write("ferry.toml", &toml);
-    // Each page query waits 0.2 s: the 60 pages take 12 s, so the outage falls inside the run.
-    let slow = world.log("schemes/orders.json").replace(
-        "FROM orders WHERE",
-        "FROM orders JOIN (SELECT SLEEP(0.2) AS pause) AS slow WHERE",
-    );
-    world.write("schemes/orders.json", &slow);
+    let (src, dst, scheme) = outage_job(&mut world, &amqp).await;
 
     // `ferry run` (no schedule: its transform and load workers only) beside a separate loader and
     // extractor, so both ways of running the stages ride the outage out.
@@ -714,6 +702,74 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
     );
     world.clean().await;
     drop(rabbit);
+}
+
+/// The same outage under `ferry run --once` alone (all three stages in one process, exiting
+/// when the run has settled): it connects afresh, resumes its extraction, and exits 0 with the
+/// exact summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_run_once_rides_out_a_broker_outage_longer_than_the_recovery_wait() {
+    let Some((mut world, mut rabbit, amqp)) = world_with_private_broker("rr").await else {
+        return;
+    };
+    let (src, dst, scheme) = outage_job(&mut world, &amqp).await;
+    let mut roles = vec![Role::spawn(&mut world, &["run", "--once"], "run.log")];
+    let admin = world.admin.clone();
+    broker_outage(
+        &mut world,
+        &mut rabbit,
+        &mut roles,
+        &dst,
+        Duration::from_secs(8),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let code = loop {
+        if let Some(code) = world.exited(roles[0].index) {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`ferry run --once` did not end:\n{}",
+            world.log("run.log")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let log = world.log("run.log");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(roles[0].exits.is_empty(), "{}", report(&roles));
+    assert!(log.contains("connecting afresh"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{scheme}: 60 pages, {ROWS} records, {ROWS} written, 0 skipped, 0 dead-lettered"
+        )),
+        "one run of 60 pages, each record counted once:\n{log}"
+    );
+    assert_eq!(
+        digest(&admin, &dst, "orders_copy").await,
+        digest(&admin, &src, "orders").await,
+        "every row exactly once, every column unchanged"
+    );
+    world.clean().await;
+    drop(rabbit);
+}
+
+/// The copy job of [`copy_job`] set up to meet an outage: a 3 s recovery wait, and page queries
+/// that wait 0.2 s each, so the 60 pages take 12 s and the outage falls inside the run.
+async fn outage_job(world: &mut World, amqp: &str) -> (String, String, String) {
+    let job = copy_job(world, amqp).await;
+    let toml = world.log("ferry.toml").replace(
+        &format!("url = \"{amqp}\"\n"),
+        &format!("url = \"{amqp}\"\nrecovery_wait_secs = 3\n"),
+    );
+    assert!(toml.contains("recovery_wait_secs = 3"), "{toml}");
+    world.write("ferry.toml", &toml);
+    let slow = world.log("schemes/orders.json").replace(
+        "FROM orders WHERE",
+        "FROM orders JOIN (SELECT SLEEP(0.2) AS pause) AS slow WHERE",
+    );
+    world.write("schemes/orders.json", &slow);
+    job
 }
 
 /// The target (a private MariaDB) is killed with SIGKILL while loads are in flight and started

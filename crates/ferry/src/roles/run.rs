@@ -462,7 +462,7 @@ pub async fn run(
     if !once {
         return run_forever(app, schemes, workers, shutdown).await;
     }
-    let pipeline = Pipeline::connect(app, "run", &schemes).await?;
+    let mut pipeline = Pipeline::connect(app, "run", &schemes).await?;
     // The workers stop on our own trigger (after --once settles) or on a signal.
     let (stop_workers, worker_shutdown) = shutdown::channel();
     {
@@ -472,47 +472,76 @@ pub async fn run(
             stop.fire();
         });
     }
-    let mut tasks = JoinSet::new();
-    let mut refused = pipeline
-        .spawn_workers(
-            &schemes,
-            Stage::Transform,
-            workers,
-            &worker_shutdown,
-            &mut tasks,
-        )
-        .await;
-    refused.extend(
-        pipeline
-            .spawn_workers(&schemes, Stage::Load, workers, &worker_shutdown, &mut tasks)
-            .await,
-    );
-    watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
-    crate::metrics::global().set_ready(true);
-    let extractor = Arc::new(pipeline.extractor(&owner_name()));
-
-    let blocked: HashMap<String, String> = refused
-        .iter()
-        .map(|(s, e)| (s.clone(), e.to_string()))
-        .collect();
-    let mut extracted: Vec<(LoadedScheme, Result<Option<Extracted>, FerryError>)> = Vec::new();
-    for scheme in &schemes {
-        if let Some(reason) = blocked.get(&scheme.scheme.name) {
-            extracted.push((scheme.clone(), Err(FerryError::config(reason.clone()))));
-            continue;
-        }
-        let result = extractor.run_once(scheme, &shutdown).await;
-        extracted.push((scheme.clone(), result));
-    }
-
+    let owner = owner_name();
     let deadline = Instant::now() + timeout;
-    let settled =
-        wait_until_settled(&pipeline.state, &extracted, &mut tasks, deadline, &shutdown).await;
-    stop_workers.fire();
-    let stopped = join_workers(&mut tasks).await?;
-    let (settled, mut stopped_early) = settled?;
-    stopped_early.extend(stopped);
-    let stopped = stopped_early;
+    // Each scheme's extraction, kept across fresh connections: a scheme whose extraction the lost
+    // connection interrupted is extracted again (which resumes its run), the others are not.
+    let mut extracted: Vec<(LoadedScheme, Result<Option<Extracted>, FerryError>)> = Vec::new();
+    let mut reconnects = 0;
+    let (settled, stopped) = loop {
+        let mut tasks = JoinSet::new();
+        let mut refused = Vec::new();
+        for stage in [Stage::Transform, Stage::Load] {
+            refused.extend(
+                pipeline
+                    .spawn_workers(&schemes, stage, workers, &worker_shutdown, &mut tasks)
+                    .await,
+            );
+        }
+        let depths =
+            watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
+        crate::metrics::global().set_ready(true);
+        let extractor = pipeline.extractor(&owner);
+        let mut lost = None;
+        for scheme in &schemes {
+            let name = &scheme.scheme.name;
+            if extracted.iter().any(|(s, _)| &s.scheme.name == name) {
+                continue;
+            }
+            if let Some((_, reason)) = refused.iter().find(|(s, _)| s == name) {
+                let reason = FerryError::config(reason.to_string());
+                extracted.push((scheme.clone(), Err(reason)));
+                continue;
+            }
+            let result = extractor.run_once(scheme, &shutdown).await;
+            if let Err(e) = &result
+                && pipeline.bus.is_lost()
+                && !shutdown.is_set()
+            {
+                lost = Some(e.to_string());
+                break;
+            }
+            extracted.push((scheme.clone(), result));
+        }
+        if lost.is_none() {
+            match wait_until_settled(&pipeline, &extracted, &mut tasks, deadline, &shutdown).await {
+                Ok(Settle::Done(settled, mut stopped)) => {
+                    stop_workers.fire();
+                    stopped.extend(join_workers(&mut tasks).await?);
+                    depths.abort();
+                    break (settled, stopped);
+                }
+                Ok(Settle::Lost(e)) => lost = Some(e.to_string()),
+                Err(e) => {
+                    stop_workers.fire();
+                    let _ = join_workers(&mut tasks).await;
+                    return Err(e);
+                }
+            }
+        }
+        let lost = lost.unwrap_or_default();
+        tasks.shutdown().await;
+        depths.abort();
+        reconnects += 1;
+        anyhow::ensure!(
+            reconnects <= ONCE_RECONNECTS,
+            "gave the RabbitMQ connection up {reconnects} times: {lost}"
+        );
+        pipeline = match pipeline.replace("run", &schemes, &shutdown, &lost).await? {
+            Some(pipeline) => pipeline,
+            None => anyhow::bail!("stopped while connecting to RabbitMQ afresh"),
+        };
+    };
 
     let mut fatal = 0;
     for (scheme, result) in &extracted {
@@ -566,15 +595,23 @@ fn resumed_note(x: &Extracted) -> String {
         .unwrap_or_default()
 }
 
+/// How waiting for the runs ended: every run settled (with the schemes stopped on a
+/// configuration error), or the connection was given up.
+enum Settle {
+    Done(HashMap<String, RunSummary>, Vec<(String, FerryError)>),
+    Lost(BusError),
+}
+
 /// Poll the runs until each is `done`. A scheme whose worker stopped on a configuration error
 /// cannot settle, so it stops the wait for that scheme; a lost broker ends the wait.
 async fn wait_until_settled(
-    state: &State,
+    pipeline: &Pipeline,
     extracted: &[(LoadedScheme, Result<Option<Extracted>, FerryError>)],
     tasks: &mut JoinSet<WorkerEnd>,
     deadline: Instant,
     shutdown: &Shutdown,
-) -> anyhow::Result<(HashMap<String, RunSummary>, Vec<(String, FerryError)>)> {
+) -> anyhow::Result<Settle> {
+    let state = &pipeline.state;
     let runs: Vec<&Extracted> = extracted
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().and_then(|x| x.as_ref()))
@@ -584,7 +621,16 @@ async fn wait_until_settled(
     let mut last_progress = Instant::now();
     loop {
         while let Some(joined) = tasks.try_join_next() {
+            if let Ok((_, _, Err(e))) = &joined
+                && e.is_lost()
+                && !shutdown.is_set()
+            {
+                return Ok(Settle::Lost(e.clone()));
+            }
             record_end(joined, &mut stopped)?;
+        }
+        if pipeline.bus.is_lost() && !shutdown.is_set() {
+            return Ok(Settle::Lost(pipeline.bus.wait_lost().await));
         }
         let report = last_progress.elapsed() >= Duration::from_secs(5);
         if report {
@@ -609,7 +655,7 @@ async fn wait_until_settled(
             }
         }
         if waiting == 0 || shutdown.is_set() {
-            return Ok((done, stopped));
+            return Ok(Settle::Done(done, stopped));
         }
         if Instant::now() >= deadline {
             anyhow::bail!("runs did not settle before --timeout-secs; see `ferry status`");
