@@ -590,11 +590,7 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         written_before < ROWS,
         "the broker went down mid-run ({written_before} of {ROWS} rows written)"
     );
-    assert_eq!(
-        digest(&admin, &dst, "orders_copy").await,
-        digest(&admin, &src, "orders").await,
-        "every row exactly once, every column unchanged"
-    );
+    assert_same_rows(&admin, &src, &dst).await;
     let (records, written, skipped, dead) = settled_run(&mut world).await;
     eprintln!(
         "the run by Ferry's count: {records} records, {written} written, {skipped} skipped, {dead} dead"
@@ -605,10 +601,7 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         ROWS,
         "each record counted once, even after redeliveries: {written} + {skipped}"
     );
-    for stage in ["transform", "load"] {
-        let dead = drain_queue_at(&amqp, &format!("ferry.{scheme}.{stage}.dlq")).await;
-        assert!(dead.is_empty(), "{stage} dead letters: {dead:?}");
-    }
+    assert_no_dead_letters(&amqp, &scheme).await;
     // A role may give its connection up (lapin's recovery stalled) and exit 1 saying so; nothing
     // else is an acceptable way to end.
     assert!(
@@ -669,11 +662,7 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
             world.log(log)
         );
     }
-    assert_eq!(
-        digest(&admin, &dst, "orders_copy").await,
-        digest(&admin, &src, "orders").await,
-        "every row exactly once, every column unchanged"
-    );
+    assert_same_rows(&admin, &src, &dst).await;
     let (records, written, skipped, dead) = settled_run(&mut world).await;
     assert_eq!((records, dead), (ROWS, 0));
     assert_eq!(written + skipped, ROWS, "each record counted once");
@@ -689,10 +678,7 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
         "one run of 60 pages: resumed, not started over\n{}",
         world.log("extract.log")
     );
-    for stage in ["transform", "load"] {
-        let dead = drain_queue_at(&amqp, &format!("ferry.{scheme}.{stage}.dlq")).await;
-        assert!(dead.is_empty(), "{stage} dead letters: {dead:?}");
-    }
+    assert_no_dead_letters(&amqp, &scheme).await;
     let codes = world.stop_all();
     assert_eq!(
         codes,
@@ -745,13 +731,27 @@ async fn ferry_run_once_rides_out_a_broker_outage_longer_than_the_recovery_wait(
         )),
         "one run of 60 pages, each record counted once:\n{log}"
     );
-    assert_eq!(
-        digest(&admin, &dst, "orders_copy").await,
-        digest(&admin, &src, "orders").await,
-        "every row exactly once, every column unchanged"
-    );
+    assert_same_rows(&admin, &src, &dst).await;
+    assert_no_dead_letters(&amqp, &scheme).await;
     world.clean().await;
     drop(rabbit);
+}
+
+/// Every source row is in the target exactly once, every column unchanged (ordered checksum).
+async fn assert_same_rows(admin: &MySqlPool, src: &str, dst: &str) {
+    assert_eq!(
+        digest(admin, dst, "orders_copy").await,
+        digest(admin, src, "orders").await,
+        "every row exactly once, every column unchanged"
+    );
+}
+
+/// Neither of the scheme's dead-letter queues on the broker at `amqp` holds anything.
+async fn assert_no_dead_letters(amqp: &str, scheme: &str) {
+    for stage in ["transform", "load"] {
+        let dead = drain_queue_at(amqp, &format!("ferry.{scheme}.{stage}.dlq")).await;
+        assert!(dead.is_empty(), "{stage} dead letters: {dead:?}");
+    }
 }
 
 /// The copy job of [`copy_job`] set up to meet an outage: a 3 s recovery wait, and page queries
@@ -872,10 +872,7 @@ async fn a_target_outage_mid_run_is_retried_until_every_row_is_written() {
     );
     assert_eq!((records, dead), (ROWS, 0));
     assert!(written + skipped >= ROWS, "{written} + {skipped}");
-    for stage in ["transform", "load"] {
-        let dead = drain_queue_at(common::AMQP, &format!("ferry.{scheme}.{stage}.dlq")).await;
-        assert!(dead.is_empty(), "{stage} dead letters: {dead:?}");
-    }
+    assert_no_dead_letters(common::AMQP, &scheme).await;
     assert!(
         roles.iter().all(|r| r.exits.is_empty()),
         "no role had to be restarted: {restarts}"
