@@ -934,47 +934,20 @@ fn ids(range: std::ops::RangeInclusive<u64>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generic_http_kind_pages_stops_and_fails_loudly() {
-    install_crypto();
-    let (addr, mock) = mock_api().await;
-    let mut world = World::new("h").await;
-    let state = ferry_state::State::connect(&world.state_url())
-        .await
-        .expect("state db");
-    let h = Harness { addr, state };
+    let (h, mock, world) = mock_harness("h").await;
 
     // Page numbers until has_more says "false": 10 + 10 + 3.
-    let pages = h
-        .drain(
-            json!({"api": "/pages", "method": "GET", "id": "id", "records_at": "/result/items",
-            "pagination": {"pageSize": 10, "has_next_at": "/result/has_more"},
-            "request": [{"field": "page", "type": "int", "value": "{PAGINATION_START_PAGE}"},
-                        {"field": "size", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]}),
-        )
-        .await
-        .unwrap();
+    let pages = h.drain(paged_metadata()).await.unwrap();
     assert_eq!(pages, vec![ids(1..=10), ids(11..=20), ids(21..=23)]);
 
     // Offsets in a JSON body; the API serves 4 at a time although 10 are asked: the total, not
     // the short page, ends the run.
-    let pages = h
-        .drain(
-            json!({"api": "/offset", "method": "POST", "id": "id", "records_at": "/rows",
-            "pagination": {"pageSize": 10, "total_at": "/total", "short_page_ends": false},
-            "request": [{"field": "offset", "type": "int", "value": "{PAGINATION_START_ROW}"},
-                        {"field": "limit", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]}),
-        )
-        .await
-        .unwrap();
+    let pages = h.drain(offset_metadata()).await.unwrap();
     assert_eq!(pages.concat(), ids(1..=23));
     assert_eq!(pages.len(), 6);
 
     // A cursor at a JSON pointer, sent back in a form body until there is none.
-    let pages = h
-        .drain(json!({"api": "/cursor", "method": "POST", "id": "id", "body_format": "form",
-            "records_at": "/data",
-            "pagination": {"mode": "cursor", "cursor_at": "/paging/next", "cursor_param": "after"}}))
-        .await
-        .unwrap();
+    let pages = h.drain(cursor_metadata()).await.unwrap();
     assert_eq!(pages, vec![ids(1..=2), ids(3..=4), ids(5..=5)]);
 
     // An API that ignores the paging parameters: stopped at the second page, loudly.
@@ -1067,28 +1040,11 @@ async fn the_generic_http_kind_pages_stops_and_fails_loudly() {
 /// every paging mode, and none before them is asked for again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_source_resumes_after_the_page_whose_cursor_it_saved() {
-    install_crypto();
-    let (addr, mock) = mock_api().await;
-    let mut world = World::new("hr").await;
-    let state = ferry_state::State::connect(&world.state_url())
-        .await
-        .expect("state db");
-    let h = Harness { addr, state };
+    let (h, mock, world) = mock_harness("hr").await;
     let modes = [
         ("pages", paged_metadata()),
-        (
-            "offset",
-            json!({"api": "/offset", "method": "POST", "id": "id", "records_at": "/rows",
-            "pagination": {"pageSize": 10, "total_at": "/total", "short_page_ends": false},
-            "request": [{"field": "offset", "type": "int", "value": "{PAGINATION_START_ROW}"},
-                        {"field": "limit", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]}),
-        ),
-        (
-            "cursor",
-            json!({"api": "/cursor", "method": "POST", "id": "id", "body_format": "form",
-            "records_at": "/data",
-            "pagination": {"mode": "cursor", "cursor_at": "/paging/next", "cursor_param": "after"}}),
-        ),
+        ("offset", offset_metadata()),
+        ("cursor", cursor_metadata()),
     ];
     for (route, metadata) in modes {
         let whole = h.drain_from(metadata.clone(), None).await.unwrap();
@@ -1128,6 +1084,33 @@ async fn an_http_source_resumes_after_the_page_whose_cursor_it_saved() {
         "{err}"
     );
     world.clean().await;
+}
+
+/// The mock API, and a harness on it with a state database of its own world.
+async fn mock_harness(tag: &str) -> (Harness, Shared, World) {
+    install_crypto();
+    let (addr, mock) = mock_api().await;
+    let mut world = World::new(tag).await;
+    let state = ferry_state::State::connect(&world.state_url())
+        .await
+        .expect("state db");
+    (Harness { addr, state }, mock, world)
+}
+
+/// `/offset` of the mock: offsets in a JSON body, the total at /total; the API serves 4 at a
+/// time although 10 are asked, so the total, not a short page, ends the run.
+fn offset_metadata() -> Value {
+    json!({"api": "/offset", "method": "POST", "id": "id", "records_at": "/rows",
+        "pagination": {"pageSize": 10, "total_at": "/total", "short_page_ends": false},
+        "request": [{"field": "offset", "type": "int", "value": "{PAGINATION_START_ROW}"},
+                    {"field": "limit", "type": "int", "value": "{PAGINATION_PAGE_SIZE}"}]})
+}
+
+/// `/cursor` of the mock: a next-page token at /paging/next, sent back as a form field.
+fn cursor_metadata() -> Value {
+    json!({"api": "/cursor", "method": "POST", "id": "id", "body_format": "form",
+        "records_at": "/data",
+        "pagination": {"mode": "cursor", "cursor_at": "/paging/next", "cursor_param": "after"}})
 }
 
 /// `/pages` of the mock: page numbers, records at /result/items, has_more as a string.

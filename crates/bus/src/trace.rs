@@ -24,12 +24,31 @@ pub fn inject(cx: &Context, headers: &mut Headers) {
 
 /// The trace context carried by `headers` (an empty context when there is none).
 pub fn extract(headers: &Headers) -> Context {
+    extract_from(
+        headers.traceparent.as_deref(),
+        headers.tracestate.as_deref(),
+    )
+}
+
+/// `cx`'s W3C `traceparent`, to keep beside something that outlives the process (a run).
+pub fn traceparent(cx: &Context) -> Option<String> {
     let mut carrier: HashMap<String, String> = HashMap::new();
-    if let Some(parent) = &headers.traceparent {
-        carrier.insert(names::TRACEPARENT.to_string(), parent.clone());
+    global::get_text_map_propagator(|propagator| propagator.inject_context(cx, &mut carrier));
+    carrier.remove(names::TRACEPARENT)
+}
+
+/// The context a stored `traceparent` names (an empty context when it does not parse).
+pub fn from_traceparent(traceparent: &str) -> Context {
+    extract_from(Some(traceparent), None)
+}
+
+fn extract_from(traceparent: Option<&str>, tracestate: Option<&str>) -> Context {
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    if let Some(parent) = traceparent {
+        carrier.insert(names::TRACEPARENT.to_string(), parent.to_string());
     }
-    if let Some(state) = &headers.tracestate {
-        carrier.insert(names::TRACESTATE.to_string(), state.clone());
+    if let Some(state) = tracestate {
+        carrier.insert(names::TRACESTATE.to_string(), state.to_string());
     }
     global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
 }

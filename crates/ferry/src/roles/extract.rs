@@ -126,10 +126,8 @@ impl Extractor {
             trace_id = tracing::field::Empty,
         );
         // A resumed run goes on in the trace its first attempt started.
-        if let Some(parent) = resume.as_ref().and_then(|r| r.run.traceparent.clone()) {
-            let mut headers = Headers::new(&name, &run_id, Stage::Transform);
-            headers.traceparent = Some(parent);
-            let _ = span.set_parent(ferry_bus::trace::extract(&headers));
+        if let Some(parent) = resume.as_ref().and_then(|r| r.run.traceparent.as_deref()) {
+            let _ = span.set_parent(ferry_bus::trace::from_traceparent(parent));
         }
         crate::telemetry::record_trace_id(&span);
         let result = self
@@ -174,10 +172,9 @@ impl Extractor {
             }
             None => {
                 let now = chrono::Utc::now();
-                let mut headers = Headers::new(name, run_id, Stage::Transform);
-                ferry_bus::trace::inject(&span.context(), &mut headers);
+                let traceparent = ferry_bus::trace::traceparent(&span.context());
                 self.state
-                    .start_run(run_id, name, now, headers.traceparent.as_deref())
+                    .start_run(run_id, name, now, traceparent.as_deref())
                     .await?;
                 now
             }

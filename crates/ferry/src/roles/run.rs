@@ -265,15 +265,24 @@ async fn until_lost(
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<BusError>> {
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((_, _, Err(e))) = &joined
-            && e.is_lost()
-            && !shutdown.is_set()
-        {
-            return Ok(Some(e.clone()));
+        if let Some(lost) = gave_up(&joined, shutdown) {
+            return Ok(Some(lost));
         }
         record_end(joined, stopped)?;
     }
     Ok(None)
+}
+
+/// The error of a worker that ended because its connection was given up, outside a shutdown
+/// (during one, that is an error like any other).
+fn gave_up(
+    joined: &Result<WorkerEnd, tokio::task::JoinError>,
+    shutdown: &Shutdown,
+) -> Option<BusError> {
+    match joined {
+        Ok((_, _, Err(e))) if e.is_lost() && !shutdown.is_set() => Some(e.clone()),
+        _ => None,
+    }
 }
 
 /// Seconds between queue-depth samples for the `ferry_queue_messages` gauge.
@@ -621,11 +630,8 @@ async fn wait_until_settled(
     let mut last_progress = Instant::now();
     loop {
         while let Some(joined) = tasks.try_join_next() {
-            if let Ok((_, _, Err(e))) = &joined
-                && e.is_lost()
-                && !shutdown.is_set()
-            {
-                return Ok(Settle::Lost(e.clone()));
+            if let Some(lost) = gave_up(&joined, shutdown) {
+                return Ok(Settle::Lost(lost));
             }
             record_end(joined, &mut stopped)?;
         }
