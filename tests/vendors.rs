@@ -1086,6 +1086,35 @@ async fn an_http_source_resumes_after_the_page_whose_cursor_it_saved() {
     world.clean().await;
 }
 
+/// Every page a source on `conn` (named `name`) yields for `metadata`, as ids per page.
+async fn drain_source(
+    name: &str,
+    conn: &Connection,
+    metadata: &Arc<Metadata>,
+    state: &ferry_state::State,
+) -> Vec<Vec<String>> {
+    let ctx = Context::new(chrono::Utc::now().with_timezone(&SHANGHAI), SHANGHAI);
+    let mut source = ferry_sources::vendors::open(
+        name,
+        conn,
+        Arc::clone(metadata),
+        ctx,
+        state.clone(),
+        ferry_sources::vendors::shared_client().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut pages = Vec::new();
+    while let Some(page) = tokio::time::timeout(Duration::from_secs(30), source.next_page())
+        .await
+        .expect("page in time")
+        .unwrap()
+    {
+        pages.push(page.records.iter().map(|r| r.id.clone()).collect());
+    }
+    pages
+}
+
 /// The mock API, and a harness on it with a state database of its own world.
 async fn mock_harness(tag: &str) -> (Harness, Shared, World) {
     install_crypto();
@@ -1235,30 +1264,7 @@ async fn kingdee_business_calls_carry_the_cached_app_token_and_page_by_count() {
     .unwrap();
     let metadata = Arc::new(metadata);
     for run in 0..2 {
-        let ctx = Context::new(chrono::Utc::now().with_timezone(&SHANGHAI), SHANGHAI);
-        let mut source = ferry_sources::vendors::open(
-            "kd",
-            &conn,
-            Arc::clone(&metadata),
-            ctx,
-            state.clone(),
-            ferry_sources::vendors::shared_client().unwrap(),
-        )
-        .await
-        .unwrap();
-        let mut pages = Vec::new();
-        while let Some(page) = tokio::time::timeout(Duration::from_secs(30), source.next_page())
-            .await
-            .expect("page in time")
-            .unwrap()
-        {
-            pages.push(
-                page.records
-                    .iter()
-                    .map(|r| r.id.clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
+        let pages = drain_source("kd", &conn, &metadata, &state).await;
         assert_eq!(pages, vec![ids(1..=3), ids(4..=6), ids(7..=7)], "run {run}");
     }
     let calls = shared.lock().unwrap().calls.clone();
@@ -1274,23 +1280,15 @@ async fn kingdee_business_calls_carry_the_cached_app_token_and_page_by_count() {
         unreachable!()
     };
     limited.rate_per_sec = Some(1);
-    let ctx = Context::new(chrono::Utc::now().with_timezone(&SHANGHAI), SHANGHAI);
-    let mut source = ferry_sources::vendors::open(
+    let started = Instant::now();
+    let pages = drain_source(
         "kd-limited",
         &Connection::Kingdee(limited),
-        Arc::clone(&metadata),
-        ctx,
-        state.clone(),
-        ferry_sources::vendors::shared_client().unwrap(),
+        &metadata,
+        &state,
     )
-    .await
-    .unwrap();
-    let started = Instant::now();
-    let mut pages = 0;
-    while source.next_page().await.unwrap().is_some() {
-        pages += 1;
-    }
-    assert_eq!(pages, 3);
+    .await;
+    assert_eq!(pages, vec![ids(1..=3), ids(4..=6), ids(7..=7)]);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "rate_per_sec = 1 spaces the calls: {:?}",
