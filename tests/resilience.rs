@@ -610,13 +610,7 @@ async fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         "roles recovered or exited because the connection was lost: {restarts} (logs in {})",
         keep_logs(&world)
     );
-    let codes = world.stop_all();
-    assert_eq!(
-        codes,
-        vec![Some(0), Some(0), Some(0)],
-        "graceful exits\n{}",
-        world.log("load.log")
-    );
+    assert_graceful_stop(&mut world, "load.log");
     world.clean().await;
     drop(rabbit);
 }
@@ -679,13 +673,7 @@ async fn a_broker_outage_longer_than_the_recovery_wait_is_ridden_out_in_process(
         world.log("extract.log")
     );
     assert_no_dead_letters(&amqp, &scheme).await;
-    let codes = world.stop_all();
-    assert_eq!(
-        codes,
-        vec![Some(0), Some(0), Some(0)],
-        "graceful exits\n{}",
-        world.log("extract.log")
-    );
+    assert_graceful_stop(&mut world, "extract.log");
     world.clean().await;
     drop(rabbit);
 }
@@ -735,6 +723,17 @@ async fn ferry_run_once_rides_out_a_broker_outage_longer_than_the_recovery_wait(
     assert_no_dead_letters(&amqp, &scheme).await;
     world.clean().await;
     drop(rabbit);
+}
+
+/// SIGTERM the three roles: each drains and exits 0 (else `log` is shown).
+fn assert_graceful_stop(world: &mut World, log: &str) {
+    let codes = world.stop_all();
+    assert_eq!(
+        codes,
+        vec![Some(0), Some(0), Some(0)],
+        "graceful exits\n{}",
+        world.log(log)
+    );
 }
 
 /// Every source row is in the target exactly once, every column unchanged (ordered checksum).
@@ -877,8 +876,7 @@ async fn a_target_outage_mid_run_is_retried_until_every_row_is_written() {
         roles.iter().all(|r| r.exits.is_empty()),
         "no role had to be restarted: {restarts}"
     );
-    let codes = world.stop_all();
-    assert_eq!(codes, vec![Some(0), Some(0), Some(0)], "graceful exits");
+    assert_graceful_stop(&mut world, "load.log");
     target_pool.close().await;
     world.clean().await;
     drop(mariadb);
