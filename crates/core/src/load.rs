@@ -3,7 +3,8 @@
 //! [`load`] is what every role calls at start-up and what `ferry lint` runs first. It reads the
 //! config ([`FerryConfig::parse`]), finds the scheme files through its `schemes` glob, and checks
 //! each one in three passes, collecting every problem rather than stopping at the first:
-//! 1. JSON syntax (the error's line, column and the JSON path open there);
+//! 1. JSON syntax (the error's line, column and the JSON path open there), then `${VAR}` and
+//!    `${VAR:-default}` in every string value, with `ferry.toml`'s rules ([`crate::config::env`]);
 //! 2. shape: unknown, missing and mistyped keys, with their JSON paths ([`shape`]);
 //! 3. meaning: the name, the time zone, the schedule, that connections exist and that each
 //!    `api` is one its connection's kind offers, page sizes.
@@ -20,11 +21,15 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde_json::Value;
 
-use crate::config::{Connection, ConnectionKind, FerryConfig};
-use crate::mapping::{Mapper, check_format_rules};
+use crate::config::env::substitute;
+use crate::config::{Connection, ConnectionKind, FerryConfig, Secret};
+use crate::mapping::{Mapper, check_format_rules, placeholders_of};
 use crate::problem::Problem;
 use crate::scheme::{Endpoint, Metadata, Scheme};
 use crate::sql::NamedSql;
+use crate::template::{
+    FERRY_VARIABLE_LIST, FERRY_VARIABLES, Reads, closest, looks_like_ferry_variable,
+};
 
 /// Jushuitan returns at most this many records a page.
 pub const JUSHUITAN_MAX_PAGE_SIZE: u64 = 100;
@@ -52,6 +57,26 @@ pub struct LoadedScheme {
     pub file: PathBuf,
     /// Its parsed and checked content.
     pub scheme: Scheme,
+    /// The values `${VAR}` took from the environment: shown as `***` wherever the scheme's
+    /// output is displayed ([`LoadedScheme::redact`]).
+    pub env_values: Vec<Secret>,
+}
+
+/// Environment values shorter than this are not redacted: `1` or `on` are settings, not
+/// secrets, and hiding every `1` would make a preview unreadable.
+pub const MIN_REDACTED_LEN: usize = 4;
+
+impl LoadedScheme {
+    /// `text` with every value this scheme took from the environment replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in &self.env_values {
+            if value.expose().chars().count() >= MIN_REDACTED_LEN {
+                out = out.replace(value.expose(), "***");
+            }
+        }
+        out
+    }
 }
 
 impl Loaded {
@@ -96,7 +121,7 @@ impl Role {
 }
 
 /// Read and check `config_path` and every scheme file it names. `env` looks up environment
-/// variables for `${VAR}` in `ferry.toml`. Returns every error found (warnings are `lint`'s).
+/// variables for `${VAR}` in `ferry.toml` and in scheme files. Returns every error found (warnings are `lint`'s).
 pub fn load(
     config_path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -134,7 +159,9 @@ pub fn load(
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for file in files {
         let name = display_name(&dir, &file);
-        let Some(scheme) = read_scheme(&file, &name, config.as_ref(), &mut problems) else {
+        let Some((scheme, env_values)) =
+            read_scheme(&file, &name, config.as_ref(), env, &mut problems)
+        else {
             continue;
         };
         if let Some(first) = names.get(&scheme.name) {
@@ -146,7 +173,11 @@ pub fn load(
             continue;
         }
         names.insert(scheme.name.clone(), name);
-        schemes.push(LoadedScheme { file, scheme });
+        schemes.push(LoadedScheme {
+            file,
+            scheme,
+            env_values,
+        });
     }
 
     match config {
@@ -181,13 +212,15 @@ fn scheme_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Read one scheme file; push its problems; the scheme when it has none.
+/// Read one scheme file; push its problems; the scheme (and the values it took from the
+/// environment) when it has none.
 fn read_scheme(
     file: &Path,
     name: &str,
     config: Option<&FerryConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
-) -> Option<Scheme> {
+) -> Option<(Scheme, Vec<Secret>)> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(err) => {
@@ -196,7 +229,7 @@ fn read_scheme(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let value: Value = match serde_json::from_str(text) {
+    let mut value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(err) => {
             let (path, message) = syntax::describe(text, &err);
@@ -205,6 +238,12 @@ fn read_scheme(
         }
     };
     let mut found = Vec::new();
+    let mut env_values = Vec::new();
+    substitute_strings(&mut value, "", env, &mut env_values, &mut found);
+    if !found.is_empty() {
+        problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
+        return None;
+    }
     shape::check(&value, &shape::SCHEME, "", &mut found);
     if !found.is_empty() {
         problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
@@ -220,10 +259,56 @@ fn read_scheme(
     };
     check_scheme(&scheme, config, &mut found);
     if found.is_empty() {
-        Some(scheme)
+        Some((scheme, env_values))
     } else {
         problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
         None
+    }
+}
+
+/// Substitute `${VAR}` / `${VAR:-default}` in every string value under `value` (keys are
+/// names, not values, and stay as written). Values taken from the environment are collected
+/// into `taken`, so that displays can redact them; problems carry the JSON path of the string.
+fn substitute_strings(
+    value: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    taken: &mut Vec<Secret>,
+    out: &mut Vec<(String, String)>,
+) {
+    match value {
+        Value::String(text) if text.contains('$') => {
+            let used = std::cell::RefCell::new(Vec::new());
+            let recording = |var: &str| {
+                let found = env(var);
+                if let Some(v) = found.as_ref().filter(|v| !v.is_empty()) {
+                    used.borrow_mut().push(Secret::new(v.clone()));
+                }
+                found
+            };
+            let result = substitute(text, &recording);
+            taken.extend(used.into_inner());
+            match result {
+                Ok(done) => *text = done,
+                Err(err) => out.push((path.to_string(), err.to_string())),
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_strings(item, &format!("{path}[{i}]"), env, taken, out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                substitute_strings(item, &here, env, taken, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -249,6 +334,56 @@ fn check_scheme(scheme: &Scheme, config: Option<&FerryConfig>, out: &mut Vec<(St
     }
     check_endpoint(&scheme.source, Role::Source, config, out);
     check_endpoint(&scheme.target, Role::Target, config, out);
+    check_variables(scheme, out);
+}
+
+/// Names written like Ferry's own variables (`{{NO_SUCH_VAR|datetime}}`) that are not one of
+/// them: on the source, where no record exists, they would always render null; on the target,
+/// they are accepted as record fields only when the source declares them (a word of its SQL, or
+/// a `formatResponse` rule's `new`), since MySQL columns are sometimes named so.
+fn check_variables(scheme: &Scheme, out: &mut Vec<(String, String)>) {
+    let source = &scheme.source.metadata;
+    let sql = source.other("main_sql").unwrap_or_default();
+    let declared = |name: &str| {
+        sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| word == name)
+            || source.format_response.iter().any(|rule| rule.new == name)
+    };
+    for (role, endpoint) in [
+        (Role::Source, &scheme.source),
+        (Role::Target, &scheme.target),
+    ] {
+        let meta = &endpoint.metadata;
+        let at = format!("{}.metadata", role.as_str());
+        let found = placeholders_of(&meta.request, &format!("{at}.request"))
+            .into_iter()
+            .chain(placeholders_of(
+                &meta.other_request,
+                &format!("{at}.otherRequest"),
+            ));
+        for (path, reads) in found {
+            let Reads::Field(name) = reads else { continue };
+            if !looks_like_ferry_variable(&name) || (role == Role::Target && declared(&name)) {
+                continue;
+            }
+            let hint = match closest(&name, &FERRY_VARIABLES) {
+                Some(near) => format!("did you mean `{near}`? "),
+                None => String::new(),
+            };
+            let why = if role == Role::Source {
+                "a source request has no record to read it from"
+            } else {
+                "no source SQL column or formatResponse rule provides a record field so named"
+            };
+            out.push((
+                path,
+                format!(
+                    "unknown variable `{name}` ({why}); {hint}Ferry's variables: \
+                     {FERRY_VARIABLE_LIST}"
+                ),
+            ));
+        }
+    }
 }
 
 fn check_endpoint(

@@ -26,7 +26,7 @@ use crate::convert::{self, convert, parse_type_name, quote_value};
 use crate::error::FerryError;
 use crate::record::{Record, value_text};
 use crate::scheme::{Field, FieldType, FormatRule, Metadata};
-use crate::template::{Context, Template, lookup};
+use crate::template::{Context, Reads, Template, lookup};
 
 /// Copy each rule's `old` field to `new`, converted with `format`: a type name (`date`,
 /// `string`, ...) or a MySQL `DATE_FORMAT` pattern (`%Y-%m-%d`) applied to the value read as a
@@ -293,15 +293,34 @@ impl Mapper {
     /// Map one record: same id, data the rendered request tree. Record errors carry the record
     /// id and the field path.
     pub fn map(&self, record: &Record, ctx: &Context<'_>) -> Result<Record, FerryError> {
+        self.map_noting_absent(record, ctx)
+            .map(|(record, _)| record)
+    }
+
+    /// Map one record, and name the placeholders (`{nmae}`) that read a field the record does
+    /// not have, each once, in the order met. A field present with a null value is not absent.
+    pub fn map_noting_absent(
+        &self,
+        record: &Record,
+        ctx: &Context<'_>,
+    ) -> Result<(Record, Vec<String>), FerryError> {
+        let absent = std::sync::Mutex::new(Vec::new());
         let ctx = Context {
             record: Some(&record.data),
+            absent: Some(&absent),
             ..*ctx
         };
         let data = render_nodes(&self.request, &ctx).map_err(|e| e.with_record_id(&record.id))?;
-        Ok(Record {
-            id: record.id.clone(),
-            data: Value::Object(data),
-        })
+        let mut names = absent.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut seen = HashSet::new();
+        names.retain(|name| seen.insert(name.clone()));
+        Ok((
+            Record {
+                id: record.id.clone(),
+                data: Value::Object(data),
+            },
+            names,
+        ))
     }
 
     /// Render the request tree against `ctx` alone (a source's page request).
@@ -315,6 +334,44 @@ impl Mapper {
         let node = self.other.iter().find(|n| n.key == name)?;
         Some(render_node(node, ctx).map_err(|e| e.under(name)))
     }
+}
+
+/// Every placeholder in a request tree, with the JSON path of the `value` it sits in
+/// (`request[0].children[2].value`), for checks that look at a scheme as a whole. Values that
+/// do not parse are skipped (they are reported by [`Mapper::new`]).
+pub fn placeholders_of(fields: &[Field], path: &str) -> Vec<(String, Reads)> {
+    fn walk(value: &Value, path: &str, out: &mut Vec<(String, Reads)>) {
+        match value {
+            Value::String(s) => {
+                if let Ok(t) = Template::parse(s) {
+                    out.extend(t.placeholders().into_iter().map(|r| (path.to_string(), r)));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(v, &format!("{path}.{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        let here = format!("{path}[{i}]");
+        if let Some(value) = &field.value {
+            walk(value, &format!("{here}.value"), &mut out);
+        }
+        out.extend(placeholders_of(
+            &field.children,
+            &format!("{here}.children"),
+        ));
+    }
+    out
 }
 
 /// The id of a record: the text of `id_field` (a dotted path is allowed) in `data`. None when
@@ -609,7 +666,7 @@ mod tests {
             vec![
                 (
                     "request[0].children[1].value".to_string(),
-                    "unknown formatter \"soon\" (datetime, date, timestamp, timestamp_ms, format:PATTERN) at 0"
+                    "unknown formatter \"soon\" (known: datetime, date, timestamp, timestamp_ms, format:PATTERN) at 0"
                         .to_string()
                 ),
                 ("request[0].children[2].value".to_string(), "unknown function FOO at 10".to_string()),
@@ -682,5 +739,34 @@ mod tests {
         assert_eq!(record_id(&data, Some("z")), None);
         assert_eq!(record_id(&data, Some("missing")), None);
         assert_eq!(record_id(&data, None), None);
+    }
+
+    #[test]
+    fn absent_fields_are_named_once_per_record_and_null_values_are_not_absent() {
+        let mapper = Mapper::new(&metadata(json!({
+            "api": "execute",
+            "request": [
+                {"field": "name", "value": "{nmae}"},
+                {"field": "again", "value": "{nmae}-{{extend.missing}}"},
+                {"field": "phone", "value": "{phone}"},
+                {"field": "when", "value": "_function IFNULL({created}, 'x')"},
+                {"field": "items", "type": "array", "value": "{items}",
+                 "children": [{"field": "sku", "value": "{sku}"}, {"field": "p", "value": "{{$parent.phone}}"}]}
+            ]
+        })))
+        .unwrap();
+        let record = Record {
+            id: "1".into(),
+            data: json!({"name": "张三🚀", "phone": null, "extend": {}, "items": [{"sku": "A"}, {}]}),
+        };
+        let (out, absent) = mapper
+            .map_noting_absent(&record, &Context::new(now(), SH))
+            .unwrap();
+        assert_eq!(out.data["name"], Value::Null);
+        assert_eq!(out.data["phone"], Value::Null);
+        assert_eq!(
+            absent,
+            vec!["{nmae}", "{{extend.missing}}", "{created}", "{sku}"]
+        );
     }
 }

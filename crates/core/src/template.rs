@@ -33,6 +33,8 @@
 //!   expression's structure. Inside a quoted string of the expression a placeholder is spliced
 //!   as plain text (`'{order_no}-X'`).
 
+use std::sync::Mutex;
+
 use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeDelta};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
@@ -73,6 +75,9 @@ pub struct Context<'a> {
     pub vars: Option<&'a Map<String, Value>>,
     /// The record around an `array` field while its elements render (`{{$parent.x}}`).
     pub parent: Option<&'a Value>,
+    /// Where record placeholders that name a field the record lacks are noted (as written,
+    /// `{nmae}`), so the transform can report them instead of passing a silent null.
+    pub absent: Option<&'a Mutex<Vec<String>>>,
 }
 
 impl<'a> Context<'a> {
@@ -86,7 +91,14 @@ impl<'a> Context<'a> {
             tz,
             vars: None,
             parent: None,
+            absent: None,
         }
+    }
+
+    /// The same context noting absent record fields in `absent`.
+    pub fn noting_absent(mut self, absent: &'a Mutex<Vec<String>>) -> Self {
+        self.absent = Some(absent);
+        self
     }
 
     /// The same context rendering `record`.
@@ -338,9 +350,13 @@ impl Formatter {
             other => match other.strip_prefix("format:") {
                 Some(pattern) if !pattern.is_empty() => Formatter::Pattern(pattern.to_string()),
                 _ => {
-                    return Err(format!(
-                        "unknown formatter {other:?} (datetime, date, timestamp, timestamp_ms, format:PATTERN)"
-                    ));
+                    let known = "datetime, date, timestamp, timestamp_ms, format:PATTERN";
+                    return Err(match closest(other, &FORMATTERS) {
+                        Some(near) => format!(
+                            "unknown formatter {other:?}; did you mean `{near}`? (known: {known})"
+                        ),
+                        None => format!("unknown formatter {other:?} (known: {known})"),
+                    });
                 }
             },
         })
@@ -357,6 +373,113 @@ impl Formatter {
             }
             Formatter::Pattern(p) => Value::String(expr::date_format(local, p)),
         })
+    }
+}
+
+/// The formatters after `|` (besides `format:PATTERN`).
+pub const FORMATTERS: [&str; 4] = ["datetime", "date", "timestamp", "timestamp_ms"];
+
+/// Ferry's own variable names, as lint suggests them (`DAYS_AGO_n` shown with `1`).
+pub const FERRY_VARIABLES: [&str; 10] = [
+    "LAST_SYNC_TIME",
+    "CURRENT_TIME",
+    "PAGINATION_PAGE_SIZE",
+    "PAGINATION_START_ROW",
+    "PAGINATION_START_PAGE",
+    "DAYS_AGO_1",
+    "HOURS_AGO_1",
+    "MINUTES_AGO_1",
+    "TODAY",
+    "YESTERDAY",
+];
+
+/// Ferry's own variable names as messages list them.
+pub const FERRY_VARIABLE_LIST: &str = "LAST_SYNC_TIME, CURRENT_TIME, TODAY, YESTERDAY, \
+    DAYS_AGO_n, HOURS_AGO_n, MINUTES_AGO_n, PAGINATION_PAGE_SIZE, PAGINATION_START_ROW, \
+    PAGINATION_START_PAGE";
+
+/// The candidate nearest to `name` in edit distance, if it is near enough to be a typo (at
+/// most a third of the name's length, and at least 1, changed).
+pub fn closest<'c>(name: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// What a placeholder of a template reads, for checks that look at a scheme as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// A field of the record (`{name}`, `{{a.b}}`): its name as written between the braces.
+    Field(String),
+    /// A field of the record around an array (`{{$parent.x}}`).
+    Parent(String),
+    /// One of Ferry's own variables.
+    Ferry(String),
+}
+
+impl Template {
+    /// Every placeholder of the template (expressions included), in order.
+    pub fn placeholders(&self) -> Vec<Reads> {
+        let mut out = Vec::new();
+        let mut byte = 0;
+        let source = self.source.as_str();
+        while byte < source.len() {
+            let rest = &source[byte..];
+            if rest.starts_with('{')
+                && let Some(Ok((hole, len))) = scan_placeholder(rest)
+            {
+                out.push(match hole.source {
+                    Source::Field(name) => Reads::Field(name),
+                    Source::Parent(name) => Reads::Parent(name),
+                    _ => Reads::Ferry(rest[..len].to_string()),
+                });
+                byte += len;
+                continue;
+            }
+            byte += rest.chars().next().map_or(1, char::len_utf8);
+        }
+        out
+    }
+}
+
+/// Whether `name` is written the way Ferry's own variables are (`LAST_SYNC_TIME`): upper-case
+/// ASCII letters, digits and `_`, with at least one `_`.
+pub fn looks_like_ferry_variable(name: &str) -> bool {
+    name.contains('_')
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// How a record placeholder is shown in reports: `{name}`, or `{{a.b}}` for a path.
+pub fn shown(name: &str) -> String {
+    if name.contains('.') {
+        format!("{{{{{name}}}}}")
+    } else {
+        format!("{{{name}}}")
     }
 }
 
@@ -500,12 +623,19 @@ impl Placeholder {
                 .and_then(|p| lookup(p, path))
                 .cloned()
                 .unwrap_or(Value::Null),
-            Source::Field(name) => ctx
-                .record
-                .and_then(|r| lookup(r, name))
-                .or_else(|| ctx.vars.and_then(|v| lookup_map(v, name)))
-                .cloned()
-                .unwrap_or(Value::Null),
+            Source::Field(name) => {
+                let found = ctx
+                    .record
+                    .and_then(|r| lookup(r, name))
+                    .or_else(|| ctx.vars.and_then(|v| lookup_map(v, name)));
+                if found.is_none()
+                    && ctx.record.is_some()
+                    && let Some(Ok(mut absent)) = ctx.absent.map(Mutex::lock)
+                {
+                    absent.push(shown(name));
+                }
+                found.cloned().unwrap_or(Value::Null)
+            }
             // Time names were answered above.
             _ => Value::Null,
         };
@@ -778,7 +908,7 @@ mod tests {
         assert_eq!(err.offset, 2);
         assert_eq!(
             err.to_string(),
-            "unknown formatter \"weird\" (datetime, date, timestamp, timestamp_ms, format:PATTERN) at 2"
+            "unknown formatter \"weird\" (known: datetime, date, timestamp, timestamp_ms, format:PATTERN) at 2"
         );
     }
 
@@ -884,5 +1014,35 @@ mod tests {
                 let _ = t.render(&ctx);
             }
         }
+    }
+
+    #[test]
+    fn typos_get_the_closest_name_and_strangers_none() {
+        assert_eq!(closest("datetme", &FORMATTERS), Some("datetime"));
+        assert_eq!(closest("timestmp", &FORMATTERS), Some("timestamp"));
+        assert_eq!(closest("nosuchformat", &FORMATTERS), None);
+        assert_eq!(
+            closest("LAST_SYNC_TME", &FERRY_VARIABLES),
+            Some("LAST_SYNC_TIME")
+        );
+        assert_eq!(closest("NO_SUCH_VAR", &FERRY_VARIABLES), None);
+        assert!(looks_like_ferry_variable("NO_SUCH_VAR"));
+        assert!(!looks_like_ferry_variable("order_no"));
+        assert!(!looks_like_ferry_variable("NAME"));
+    }
+
+    #[test]
+    fn placeholders_lists_fields_parents_and_ferry_variables() {
+        let t =
+            Template::parse("_function CONCAT({a}, '{{b.c}}', {{$parent.d}}, {{TODAY}})").unwrap();
+        assert_eq!(
+            t.placeholders(),
+            vec![
+                Reads::Field("a".into()),
+                Reads::Field("b.c".into()),
+                Reads::Parent("d".into()),
+                Reads::Ferry("{{TODAY}}".into())
+            ]
+        );
     }
 }

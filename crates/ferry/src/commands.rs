@@ -278,8 +278,12 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
             data,
         };
         match handler.map_record(&record, now) {
-            Ok(mapped) => {
+            Ok((mapped, absent)) => {
                 let mut entry = json!({"id": id, "request": mapped.data});
+                if !absent.is_empty() {
+                    // Rendered as null: say so, since a typo (`{nmae}`) looks just like this.
+                    entry["absent"] = json!(absent);
+                }
                 if let Some(sql) = &sql {
                     let empty = serde_json::Map::new();
                     let data = mapped.data.as_object().unwrap_or(&empty);
@@ -303,7 +307,8 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // Values the scheme took from the environment (tokens) are shown as `***`.
+    println!("{}", scheme.redact(&serde_json::to_string_pretty(&out)?));
     Ok(all_ok)
 }
 

@@ -86,4 +86,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         since DATETIME(6) NOT NULL,
         PRIMARY KEY (scheme, record_id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Placeholders that named a field absent from records (`{nmae}`): how many records of a
+    // run lacked each, counted once per transform message (`batch_key`, as in `ferry_settled`).
+    "CREATE TABLE IF NOT EXISTS ferry_run_absent (
+        run_id VARCHAR(64) NOT NULL,
+        batch_key CHAR(32) NOT NULL,
+        placeholder VARCHAR(191) NOT NULL,
+        records BIGINT NOT NULL,
+        PRIMARY KEY (run_id, batch_key, placeholder)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

@@ -348,6 +348,46 @@ impl State {
         self.finish_if_settled(run_id).await
     }
 
+    /// Count, for the transform message `batch_key` of a run, how many of its records lacked the
+    /// field each placeholder names. A message counted already (a redelivery) is ignored.
+    pub async fn count_absent(
+        &self,
+        run_id: &str,
+        batch_key: &str,
+        absent: &[(String, u64)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (placeholder, records) in absent {
+            sqlx::query(
+                "INSERT IGNORE INTO ferry_run_absent (run_id, batch_key, placeholder, records)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(batch_key)
+            .bind(placeholder)
+            .bind(records)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The placeholders that named a field absent from records of a run, with how many records
+    /// lacked each, by placeholder.
+    pub async fn absent_fields(&self, run_id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT placeholder, CAST(SUM(records) AS SIGNED) FROM ferry_run_absent
+             WHERE run_id = ? GROUP BY placeholder ORDER BY placeholder",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Mark a run `done` once it extracted everything and every record is settled.
     pub async fn finish_if_settled(&self, run_id: &str) -> Result<()> {
         sqlx::query(

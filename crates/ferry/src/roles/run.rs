@@ -112,6 +112,7 @@ impl Pipeline {
                 Arc::new(TransformHandler {
                     transformer: Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH)?,
                     publisher,
+                    state: self.state.clone(),
                 })
             }
             Stage::Load => Arc::new(LoadHandler {
@@ -557,7 +558,12 @@ pub async fn run(
         let name = &scheme.scheme.name;
         match result {
             Ok(Some(x)) => match settled.get(&x.run_id) {
-                Some(run) => println!("{}", summary_line(name, x, run)),
+                Some(run) => {
+                    println!("{}", summary_line(name, x, run));
+                    for line in absent_lines(&pipeline.state, name, run).await {
+                        println!("{line}");
+                    }
+                }
                 None => {
                     fatal += 1;
                     println!("{name}: did not settle");
@@ -576,6 +582,29 @@ pub async fn run(
     }
     anyhow::ensure!(fatal == 0, "{fatal} scheme(s) failed");
     Ok(())
+}
+
+/// One line per placeholder that named a field absent from records of the run:
+/// `contacts: {nmae}: absent in all 5 records (rendered as null)`.
+async fn absent_lines(state: &State, name: &str, run: &RunSummary) -> Vec<String> {
+    let absent = match state.absent_fields(&run.run_id).await {
+        Ok(absent) => absent,
+        Err(e) => {
+            tracing::warn!(scheme = name, error = %e, "could not read the run's absent fields");
+            return Vec::new();
+        }
+    };
+    absent
+        .into_iter()
+        .map(|(placeholder, records)| {
+            let how_many = if records >= run.records {
+                format!("all {} records", run.records)
+            } else {
+                format!("{records} of {} records", run.records)
+            };
+            format!("{name}: {placeholder}: absent in {how_many} (rendered as null)")
+        })
+        .collect()
 }
 
 fn summary_line(name: &str, x: &Extracted, run: &RunSummary) -> String {

@@ -5,6 +5,8 @@
 //! request tree is rendered against the record. A record that fails either step is dead-lettered
 //! alone with its field path; the rest of the page moves on.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono_tz::Tz;
 use ferry_bus::{Headers, Publisher, Stage, names};
@@ -12,8 +14,9 @@ use ferry_core::load::LoadedScheme;
 use ferry_core::mapping::{Mapper, apply_format_response};
 use ferry_core::template::Context;
 use ferry_core::{Envelope, FerryError, Record};
+use ferry_state::State;
 
-use super::worker::{Handled, Handler};
+use super::worker::{Handled, Handler, batch_key};
 
 /// Records per load message when the target does not say (`metadata.batch_size`).
 pub const DEFAULT_LOAD_BATCH: usize = 500;
@@ -51,12 +54,13 @@ impl Transformer {
         })
     }
 
-    /// Map one record: formatResponse, then the request tree.
+    /// Map one record: formatResponse, then the request tree. Also names the placeholders that
+    /// read a field this record does not have (`{nmae}`), each once.
     pub fn map_record(
         &self,
         record: &Record,
         now: chrono::DateTime<Tz>,
-    ) -> Result<Record, FerryError> {
+    ) -> Result<(Record, Vec<String>), FerryError> {
         let mut data = record.data.clone();
         apply_format_response(
             &self.scheme.scheme.source.metadata.format_response,
@@ -68,7 +72,8 @@ impl Transformer {
             id: record.id.clone(),
             data,
         };
-        self.mapper.map(&shaped, &Context::new(now, self.tz))
+        self.mapper
+            .map_noting_absent(&shaped, &Context::new(now, self.tz))
     }
 }
 
@@ -76,6 +81,38 @@ impl Transformer {
 pub struct TransformHandler {
     pub transformer: Transformer,
     pub publisher: Publisher,
+    /// Where the run's absent-field counts go.
+    pub state: State,
+}
+
+impl TransformHandler {
+    /// Log the placeholders that named a field absent from records of this message, and count
+    /// them on the run (once per message) for its summary. Counting is best effort: a state
+    /// database outage must not hold records back, so it is logged and the batch moves on.
+    async fn report_absent(&self, envelope: &Envelope, absent: BTreeMap<String, u64>) {
+        let scheme = &self.transformer.scheme.scheme.name;
+        let total = envelope.records.len();
+        for (placeholder, records) in &absent {
+            tracing::warn!(
+                scheme,
+                run = %envelope.run_id,
+                placeholder,
+                records,
+                of = total,
+                "{placeholder}: absent in {records} of {total} records of this batch; it renders \
+                 null (a misspelt field name?)"
+            );
+        }
+        let absent: Vec<(String, u64)> = absent.into_iter().collect();
+        let key = batch_key(Stage::Transform, envelope);
+        if let Err(e) = self
+            .state
+            .count_absent(&envelope.run_id, &key, &absent)
+            .await
+        {
+            tracing::warn!(scheme, error = %e, "could not count absent fields on the run");
+        }
+    }
 }
 
 #[async_trait]
@@ -90,14 +127,23 @@ impl Handler for TransformHandler {
         let now = chrono::Utc::now().with_timezone(&t.tz);
         let mut mapped = Vec::with_capacity(envelope.records.len());
         let mut failed = Vec::new();
+        let mut absent: BTreeMap<String, u64> = BTreeMap::new();
         for record in &envelope.records {
             match t.map_record(record, now) {
-                Ok(r) => mapped.push(r),
+                Ok((r, lacking)) => {
+                    for placeholder in lacking {
+                        *absent.entry(placeholder).or_default() += 1;
+                    }
+                    mapped.push(r);
+                }
                 Err(e @ FerryError::Config { .. }) => return Err(e),
                 Err(e) => failed.push((record.clone(), e.with_record_id(&record.id))),
             }
         }
         let passed = mapped.len() as u64;
+        if !absent.is_empty() {
+            self.report_absent(envelope, absent).await;
+        }
         if !mapped.is_empty() {
             let name = &t.scheme.scheme.name;
             let mut out_headers = Headers::new(name, &envelope.run_id, Stage::Load);
