@@ -189,3 +189,99 @@ fn help_lists_every_role() {
         "{replay}"
     );
 }
+
+/// A config directory of its own under the system's temp dir, for the tests below.
+fn temp_config(name: &str, scheme: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferry-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("schemes")).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n\
+         [state]\nurl = \"mysql://root@127.0.0.1:3306/ferry\"\n\
+         [connections.www]\nkind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306/www\"\n\
+         [connections.noop]\nkind = \"noop\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("schemes/contacts.json"), scheme).unwrap();
+    dir
+}
+
+const ENV_SCHEME: &str = r#"{
+  "name": "contacts",
+  "source": { "connection": "www", "metadata": { "api": "select", "id": "id",
+    "otherRequest": [{ "field": "main_sql", "value": "SELECT id, name, phone FROM www_contact WHERE id > :last_id ORDER BY id LIMIT :limit" }] } },
+  "target": { "connection": "noop", "metadata": { "api": "写入空操作",
+    "request": [
+      { "field": "title", "value": "${ROBOT_TITLE:-用户留言}" },
+      { "field": "access_token", "value": "${ROBOT_ACCESS_TOKEN}" },
+      { "field": "note", "value": "$${see docs} ${NOTE_SUFFIX:-}" },
+      { "field": "name", "value": "{nmae}" },
+      { "field": "phone", "value": "{phone}" }
+    ] } }
+}"#;
+
+#[test]
+fn scheme_values_come_from_the_environment_and_stay_redacted_in_preview() {
+    const TOKEN: &str = "7ba55a29f8bc455edd40c6f5c2698dab";
+    let dir = temp_config("env", ENV_SCHEME);
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(args)
+            .env("FERRY_CONFIG", dir.join("ferry.toml"))
+            .env_remove("ROBOT_TITLE")
+            .env_remove("NOTE_SUFFIX")
+            .env_remove("ROBOT_ACCESS_TOKEN");
+        if let Some(token) = token {
+            cmd.env("ROBOT_ACCESS_TOKEN", token);
+        }
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all("[{\"id\": 1, \"name\": \"张三🚀\", \"phone\": null}]".as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let out = run(
+        &["preview", "--scheme", "contacts", "--input", "-"],
+        Some(TOKEN),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains(TOKEN),
+        "the token is never shown: {stdout}"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let request = &shown[0]["request"];
+    assert_eq!(
+        request["title"], "用户留言",
+        "the default, as in ferry.toml"
+    );
+    assert_eq!(request["access_token"], "***");
+    assert_eq!(request["note"], "${see docs} ");
+    assert_eq!(request["name"], serde_json::Value::Null);
+    assert_eq!(
+        shown[0]["absent"],
+        serde_json::json!(["{nmae}"]),
+        "the misspelt field is marked; `phone` is present with null, so it is not"
+    );
+
+    let out = run(&["lint"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout).trim_end(),
+        "schemes/contacts.json: target.metadata.request[1].value: environment variable \
+         `ROBOT_ACCESS_TOKEN` is not set and has no default (set it, or write \
+         `${ROBOT_ACCESS_TOKEN:-default}`)"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,7 @@ pub mod expr;
 pub mod lint;
 pub mod load;
 pub mod mapping;
+pub mod probe;
 pub mod problem;
 pub mod record;
 pub mod scheme;

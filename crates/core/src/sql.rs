@@ -50,7 +50,7 @@ fn opens_line_comment(bytes: &[u8], i: usize) -> bool {
 
 /// A copy of `sql` with the same byte offsets in which quoted text is `Q` and comments are
 /// blanks, so that the structure can be read without being fooled by their contents.
-fn mask(sql: &str) -> Result<String, String> {
+pub(crate) fn mask(sql: &str) -> Result<String, String> {
     let bytes = sql.as_bytes();
     let mut out = bytes.to_vec();
     let mut i = 0;

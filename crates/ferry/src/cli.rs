@@ -58,8 +58,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Per scheme: queue depths, dead letters, checkpoint, last runs.
     Status(StatusArgs),
-    /// Check the configuration and every scheme without touching any service.
-    Lint,
+    /// Check the configuration and every scheme (offline; `--online` also against the live
+    /// services).
+    Lint(LintArgs),
     /// Show what the target would receive for sample source records, touching no service.
     Preview(PreviewArgs),
     /// Run local simulators of the vendor APIs (DingTalk, Yida, Jushuitan, OKKI, Kingdee).
@@ -145,6 +146,18 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct LintArgs {
+    /// After the offline checks, check each scheme against its live services: fetch one sample
+    /// page from the source (nothing is written, no checkpoint moves) and report target
+    /// placeholders no fetched record has, target SQL columns the target table lacks, and a MySQL
+    /// source whose `id` column is not a unique key of its table.
+    #[arg(long)]
+    pub online: bool,
+    #[command(flatten)]
+    pub filter: SchemeFilter,
 }
 
 #[derive(Debug, Args)]

@@ -13,16 +13,22 @@ use ferry_core::sql::{NamedSql, binds_for};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::cli::{PreviewArgs, ReplayArgs, SandboxArgs, StageArg, StatusArgs};
+use crate::cli::{LintArgs, PreviewArgs, ReplayArgs, SandboxArgs, StageArg, StatusArgs};
 use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer};
 
-/// `ferry lint`: every problem on one line; exit 1 if any is an error.
-pub fn lint(config: &std::path::Path) -> anyhow::Result<bool> {
+/// `ferry lint [--online]`: every problem on one line; exit 1 if any is an error. The online
+/// checks run only when the offline ones found no error.
+pub async fn lint(config: &std::path::Path, args: &LintArgs) -> anyhow::Result<bool> {
     let env = |name: &str| std::env::var(name).ok();
-    let problems = match ferry_core::load::load(config, &env) {
+    let mut problems = match ferry_core::load::load(config, &env) {
         Ok(loaded) => ferry_core::lint::lint(&loaded),
         Err(problems) => problems,
     };
+    if args.online && !problems.iter().any(|p| p.is_error()) {
+        let app = Arc::new(App::load(config)?);
+        let schemes = app.schemes(&args.filter)?;
+        problems.extend(crate::online::check(app, &schemes).await?);
+    }
     for p in &problems {
         println!("{p}");
     }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod connections;
 mod metrics;
+mod online;
 mod roles;
 mod shutdown;
 mod telemetry;
@@ -48,8 +49,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that touch no service and need no telemetry.
     match &cli.command {
-        Command::Lint => {
-            return Ok(if commands::lint(&cli.config)? {
+        Command::Lint(args) => {
+            return Ok(if commands::lint(&cli.config, args).await? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -154,7 +155,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay(args) => commands::replay(Arc::clone(&app), args).await,
         Command::Status(args) => commands::status(Arc::clone(&app), args).await,
-        Command::Lint | Command::Preview(_) | Command::Sandbox(_) => unreachable!("handled above"),
+        Command::Lint(_) | Command::Preview(_) | Command::Sandbox(_) => {
+            unreachable!("handled above")
+        }
     };
     telemetry.shutdown();
     result.map(|()| ExitCode::SUCCESS)
