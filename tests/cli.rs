@@ -232,7 +232,8 @@ fn scheme_values_come_from_the_environment_and_stay_redacted_in_preview() {
             .env_remove("NOTE_SUFFIX")
             .env_remove("ROBOT_ACCESS_TOKEN");
         if let Some(token) = token {
-            cmd.env("ROBOT_ACCESS_TOKEN", token);
+            cmd.env("ROBOT_ACCESS_TOKEN", token)
+                .env("NOTE_SUFFIX", "v2");
         }
         cmd.stdin(std::process::Stdio::piped());
         let mut child = cmd
@@ -267,7 +268,10 @@ fn scheme_values_come_from_the_environment_and_stay_redacted_in_preview() {
         "the default, as in ferry.toml"
     );
     assert_eq!(request["access_token"], "***");
-    assert_eq!(request["note"], "${see docs} ");
+    assert_eq!(
+        request["note"], "${see docs} v2",
+        "`$${{` writes `${{`; a value under 4 characters is not redacted"
+    );
     assert_eq!(request["name"], serde_json::Value::Null);
     assert_eq!(
         shown[0]["absent"],
