@@ -154,3 +154,63 @@ async fn lint_online_reports_absent_placeholders_missing_columns_and_a_non_uniqu
     assert_eq!(stdout, "", "no problem left");
     world.clean().await;
 }
+
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_seeds_pass_the_online_check_but_seed_000s_id_is_not_unique() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (addr, _sandbox) = ferry_sandbox::spawn(ferry_sandbox::SandboxOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ferry_sandbox::SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let mut world = World::new("sc").await;
+    let mut env = vec![("SANDBOX_URL".to_string(), format!("http://{addr}"))];
+    for db in ["www", "finance", "bi"] {
+        let name = world.database(db).await;
+        let sql = std::fs::read_to_string(repo().join(format!("config/sql/{db}.sql")))
+            .unwrap()
+            .replace(&format!("`{db}`"), &format!("`{name}`"));
+        world.exec(&sql).await;
+        env.push((
+            format!("{}_MYSQL_URL", db.to_uppercase()),
+            format!("{}/{name}", common::MYSQL),
+        ));
+    }
+    env.push(("FERRY_STATE_URL".into(), world.state_url()));
+    world.write(
+        "ferry.toml",
+        &std::fs::read_to_string(repo().join("config/ferry.toml")).unwrap(),
+    );
+    for entry in std::fs::read_dir(repo().join("config/schemes")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        world.write(
+            &format!("schemes/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
+
+    let out = world
+        .command(&["lint", "--online"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "schemes/contact-to-dingtalk.json: warning: source.metadata.id: column `name` is not \
+             a unique key of table `www_contact`: rows that share a value are different records \
+             under one id; key the scheme on a unique column (`id`)"
+        ],
+        "{stderr}"
+    );
+    world.clean().await;
+}
