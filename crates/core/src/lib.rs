@@ -16,6 +16,7 @@
 //! - [`convert`]: conversion of rendered values to a field's `type`.
 //! - [`mapping`]: `formatResponse` rules and the request tree applied to each record.
 //! - [`sql`]: `:name` parameters in scheme SQL, turned into binds.
+//! - [`write`]: MySQL write modes (`insert`, `update`, `replace`) and the statement each runs.
 
 pub mod config;
 pub mod convert;
@@ -31,6 +32,7 @@ pub mod scheme;
 pub mod sign;
 pub mod sql;
 pub mod template;
+pub mod write;
 
 pub use error::{ErrorClass, FerryError};
 pub use record::{Envelope, Record};

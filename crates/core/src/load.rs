@@ -449,8 +449,12 @@ fn check_endpoint(
             ),
         ));
     }
-    if connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql) {
+    let mysql = connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql);
+    if mysql {
         check_main_sql(meta, &at("metadata"), out);
+    }
+    check_write_mode(meta, role, mysql, &at("metadata"), out);
+    if mysql {
         if role == Role::Source
             && let Some(mode) = meta.pagination.as_ref().and_then(|p| p.mode.as_deref())
             && matches!(mode, "page" | "cursor")
@@ -511,6 +515,38 @@ fn check_endpoint(
             at("metadata.records_at"),
             format!("`{pointer}` is not a JSON pointer: write it as `/data/items`"),
         ));
+    }
+}
+
+/// `write_mode`: only on a MySQL target, one of the three names, and agreeing with `main_sql`.
+fn check_write_mode(
+    meta: &Metadata,
+    role: Role,
+    mysql: bool,
+    at: &str,
+    out: &mut Vec<(String, String)>,
+) {
+    let path = format!("{at}.write_mode");
+    if let Some(mode) = &meta.write_mode
+        && (role != Role::Target || !mysql)
+    {
+        out.push((
+            path,
+            format!("write_mode `{mode}` applies to MySQL targets only (api `execute` or `batchexecute`)"),
+        ));
+        return;
+    }
+    let Some(sql) = meta
+        .other("main_sql")
+        .filter(|_| mysql && role == Role::Target)
+    else {
+        return;
+    };
+    if NamedSql::parse(sql).is_err() {
+        return; // check_main_sql said why
+    }
+    if let Err(message) = crate::write::write_sql(sql, meta.write_mode.as_deref(), meta.id_check) {
+        out.push((path, message));
     }
 }
 

@@ -90,6 +90,11 @@ pub struct Metadata {
     /// MySQL, 10 for the robot).
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Ferry's addition for MySQL targets: what a record meeting a key the table already has
+    /// does, as DataX names it: `insert` (keep the row, counted as `kept`), `update` (upsert every
+    /// mapped column), `replace` (`REPLACE INTO`). Absent: see [`crate::write`].
+    #[serde(default)]
+    pub write_mode: Option<String>,
     /// Keys Ferry does not interpret, kept as pasted (`effect`, `describe`, ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,

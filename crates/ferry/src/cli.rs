@@ -14,7 +14,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 publishes batches to RabbitMQ, `transform` applies the scheme's mapping, `load` writes to the target and \
 acknowledges only what was written. Failed records land in dead-letter queues; `replay` moves them back.\n\n\
 Environment: FERRY_CONFIG, FERRY_AMQP_URL, FERRY_STATE_URL, FERRY_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT), \
-FERRY_METRICS_ADDR, FERRY_LOG (a tracing filter, default info), FERRY_LOG_FORMAT (text|json)."
+FERRY_METRICS_ADDR, FERRY_LOG (a tracing filter, default info), FERRY_LOG_FORMAT (text|json).\n\n\
+Exit codes: 0 done; 1 fatal (configuration, a source that keeps failing, a scheme stopped on a \
+configuration error, a lost broker); 2 usage error; 3 (`ferry run --once`) the run finished but \
+records were dead-lettered (`--allow-dead-letters` makes it 0)."
 )]
 pub struct Cli {
     /// The main configuration file; schemes are found relative to it.
@@ -102,9 +105,15 @@ pub struct RunArgs {
     #[command(flatten)]
     pub filter: SchemeFilter,
     /// Run every selected scheme once, wait until everything published is loaded or
-    /// dead-lettered, print a summary and exit (0 on success, 1 on a fatal error).
+    /// dead-lettered, print a summary and exit: 0 when every record settled without a dead
+    /// letter; 3 when the run finished but records were dead-lettered (the summary says how many
+    /// and the `ferry replay` command); 1 on a fatal error (a scheme that failed or stopped on a
+    /// configuration error, a lost broker, --timeout-secs).
     #[arg(long)]
     pub once: bool,
+    /// With --once: exit 0 even when records were dead-lettered (they are still reported).
+    #[arg(long, requires = "once")]
+    pub allow_dead_letters: bool,
     /// Concurrent consumers per scheme and stage.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,

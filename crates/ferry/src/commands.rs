@@ -134,11 +134,15 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 "resumes_run": checkpoint.cursor.as_ref().and(checkpoint.run_id.as_ref()),
             },
             "runs": runs.iter().map(|r| json!({
-                "run_id": r.run_id, "status": r.status,
+                "run_id": r.run_id, "status": r.status.as_str(),
                 "started_at": r.started_at.to_rfc3339(),
                 "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
-                "pages": r.pages, "records": r.records, "written": r.written,
-                "skipped": r.skipped, "dead_lettered": r.dead, "error": r.error,
+                "pages": r.pages, "records": r.records,
+                "inserted": r.counts.inserted, "updated": r.counts.updated,
+                "unchanged": r.counts.unchanged, "kept": r.counts.kept,
+                "accepted": r.counts.accepted, "written": r.counts.written,
+                "skipped": r.counts.skipped, "dead_lettered": r.counts.dead,
+                "error": r.error,
             })).collect::<Vec<_>>(),
         }));
     }
@@ -146,14 +150,15 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    for s in &out {
-        print_status(s);
+    for (s, scheme) in out.iter().zip(&schemes) {
+        print_status(s, &crate::counts::always_shown(&app, scheme));
     }
     Ok(())
 }
 
-/// The human view of one scheme's status: work queues, retries, dead letters, last runs.
-fn print_status(s: &Value) {
+/// The human view of one scheme's status: work queues, retries, dead letters, last runs (with the
+/// outcomes in `always` shown even when zero).
+fn print_status(s: &Value, always: &[&str]) {
     let name = s["scheme"].as_str().unwrap_or("");
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!(
@@ -211,16 +216,25 @@ fn print_status(s: &Value) {
         );
     }
     for r in s["runs"].as_array().into_iter().flatten() {
+        let n = |key: &str| r[key].as_u64().unwrap_or(0);
+        let counts = ferry_state::Counts {
+            written: n("written"),
+            inserted: n("inserted"),
+            updated: n("updated"),
+            unchanged: n("unchanged"),
+            kept: n("kept"),
+            accepted: n("accepted"),
+            skipped: n("skipped"),
+            dead: n("dead_lettered"),
+        };
         println!(
-            "  run {} {:<10} {}  {} pages, {} records, {} written, {} skipped, {} dead-lettered{}",
+            "  run {} {:<10} {}  {} pages, {} records: {}{}",
             text(&r["run_id"]),
             text(&r["status"]),
             text(&r["started_at"]),
             r["pages"],
             r["records"],
-            r["written"],
-            r["skipped"],
-            r["dead_lettered"],
+            crate::counts::text(&counts, always),
             r["error"]
                 .as_str()
                 .map(|e| format!("\n      error: {e}"))

@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod commands;
 mod connections;
+mod counts;
 mod metrics;
 mod online;
 mod roles;
@@ -143,15 +144,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.restart {
                 commands::discard_unfinished(&app, &schemes).await?;
             }
-            roles::run::run(
-                Arc::clone(&app),
-                schemes,
-                args.once,
-                args.workers,
-                Duration::from_secs(args.timeout_secs),
-                shutdown,
-            )
-            .await
+            let options = roles::run::RunOptions {
+                once: args.once,
+                workers: args.workers,
+                timeout: Duration::from_secs(args.timeout_secs),
+                allow_dead_letters: args.allow_dead_letters,
+            };
+            let code = roles::run::run(Arc::clone(&app), schemes, options, shutdown).await;
+            telemetry.shutdown();
+            return code;
         }
         Command::Replay(args) => commands::replay(Arc::clone(&app), args).await,
         Command::Status(args) => commands::status(Arc::clone(&app), args).await,

@@ -13,7 +13,14 @@ pub const RECORDS_IN: &str = "ferry_records_in_total";
 pub const RECORDS_OUT: &str = "ferry_records_out_total";
 pub const RECORDS_SKIPPED: &str = "ferry_records_skipped_total";
 pub const RECORDS_FAILED: &str = "ferry_records_failed_total";
+pub const RECORDS_INSERTED: &str = "ferry_records_inserted_total";
+pub const RECORDS_UPDATED: &str = "ferry_records_updated_total";
+pub const RECORDS_UNCHANGED: &str = "ferry_records_unchanged_total";
+pub const RECORDS_KEPT: &str = "ferry_records_kept_total";
+pub const RECORDS_ACCEPTED: &str = "ferry_records_accepted_total";
+pub const RECORDS_WRITTEN: &str = "ferry_records_written_total";
 pub const DEAD_LETTERS: &str = "ferry_dead_letters_total";
+pub const DEAD_LETTERS_RECOVERED: &str = "ferry_dead_letters_recovered_total";
 pub const RETRIES: &str = "ferry_retries_total";
 pub const PAGES: &str = "ferry_pages_total";
 pub const BATCH_SECONDS: &str = "ferry_batch_seconds";
@@ -34,9 +41,44 @@ const HELP: &[(&str, &str, &str)] = &[
     ),
     (RECORDS_FAILED, "counter", "Records that failed in a stage."),
     (
+        RECORDS_INSERTED,
+        "counter",
+        "MySQL rows inserted (from the server's affected rows).",
+    ),
+    (
+        RECORDS_UPDATED,
+        "counter",
+        "MySQL rows changed or replaced (from the server's affected rows).",
+    ),
+    (
+        RECORDS_UNCHANGED,
+        "counter",
+        "MySQL rows that already held the record's values.",
+    ),
+    (
+        RECORDS_KEPT,
+        "counter",
+        "Duplicate keys kept as the target had them (write_mode insert).",
+    ),
+    (
+        RECORDS_ACCEPTED,
+        "counter",
+        "Records the no-op target accepted (written nowhere).",
+    ),
+    (
+        RECORDS_WRITTEN,
+        "counter",
+        "Records taken by a target that cannot say more (robot pushes).",
+    ),
+    (
         DEAD_LETTERS,
         "counter",
-        "Records sent to a dead-letter queue.",
+        "Records sent to a dead-letter queue (a replayed record dead-lettered again counts once).",
+    ),
+    (
+        DEAD_LETTERS_RECOVERED,
+        "counter",
+        "Dead-lettered records that did not fail after `ferry replay`: still dead = ferry_dead_letters_total - this.",
     ),
     (
         RETRIES,
@@ -168,6 +210,36 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Count what a message's records came to (see `State::settle` for `reconciled`; `None` when the
+/// state database could not count them).
+pub fn record_outcomes(
+    scheme: &str,
+    stage: &'static str,
+    counts: &ferry_state::Counts,
+    reconciled: Option<ferry_state::Reconciled>,
+) {
+    let m = global();
+    for (metric, n) in [
+        (RECORDS_INSERTED, counts.inserted),
+        (RECORDS_UPDATED, counts.updated),
+        (RECORDS_UNCHANGED, counts.unchanged),
+        (RECORDS_KEPT, counts.kept),
+        (RECORDS_ACCEPTED, counts.accepted),
+        (RECORDS_WRITTEN, counts.written),
+        (RECORDS_SKIPPED, counts.skipped),
+    ] {
+        m.add(metric, scheme, stage, n);
+    }
+    let reconciled = reconciled.unwrap_or_default();
+    m.add(
+        DEAD_LETTERS,
+        scheme,
+        stage,
+        counts.dead.saturating_sub(reconciled.dead_again),
+    );
+    m.add(DEAD_LETTERS_RECOVERED, scheme, stage, reconciled.recovered);
 }
 
 /// One sample per connection (the sources keep these counts themselves).

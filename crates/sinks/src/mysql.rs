@@ -10,18 +10,36 @@
 //!   multi-row statements, chunked under MySQL's 65,535 placeholders. A chunk refused for a data
 //!   reason is split in halves until the bad records are found; the good ones are written.
 //!
-//! With `idCheck`, a plain INSERT that meets its own duplicate key (a redelivery after a crash)
-//! counts as already written: `execute` skips it, `batchexecute` appends a no-op
-//! `ON DUPLICATE KEY UPDATE`. Several records with the same id in one batch collapse to the last.
+//! What a record meeting a key the table already has does is the target's `write_mode`
+//! (`ferry_core::write`): kept (`insert`, and the default for a plain INSERT with `idCheck`),
+//! updated (`update`), replaced (`replace`), or refused as a record error (a plain INSERT without
+//! either). Several records with the same id in one batch collapse to the last.
+//!
+//! ## Counts
+//!
+//! sqlx always connects with `CLIENT_FOUND_ROWS`, so the server answers an
+//! `INSERT ... ON DUPLICATE KEY UPDATE` with 1 affected row per inserted row, 2 per changed row
+//! and 1 (not 0) per row that already held the values; and sqlx does not expose the OK packet's
+//! `Records: N  Duplicates: D` text. So Ferry's upserts count their duplicate keys themselves, in
+//! the session variable `@ferry_duplicates` (their clause's first assignment increments it and
+//! leaves the column as it is), read on the same connection after each statement. For a
+//! statement of `n` rows with `a` affected rows and `d` duplicates:
+//! `updated = a - n`, `unchanged = d - updated` (`kept` under `insert`), `inserted = n - d`;
+//! exact, since a failed statement writes nothing and the variable is read again after it.
+//! A REPLACE answers 1 per new row and 2 or more per replaced one: a one-row statement is
+//! `inserted` or `updated` exactly; a multi-row one is `inserted` when it replaced nothing, and
+//! `written` otherwise (it cannot tell which rows replaced one). A statement that is not an
+//! INSERT or REPLACE counts `written`.
 
 use async_trait::async_trait;
 use ferry_core::scheme::Metadata;
-use ferry_core::sql::{InsertParts, NamedSql, binds_for, split_insert};
+use ferry_core::sql::{NamedSql, binds_for};
+use ferry_core::write::{DUPLICATES_VAR, OnDuplicate, WriteSql, write_sql};
 use ferry_core::{ErrorClass, FerryError, Record};
 use ferry_state::mysql::{bind_values, classify_ref, is_duplicate_key};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
-use sqlx::mysql::MySqlPool;
+use sqlx::mysql::{MySqlConnection, MySqlPool};
 
 use crate::{Sink, WriteReport, collapse_by_id};
 
@@ -43,7 +61,7 @@ enum Plan {
 pub struct MysqlSink {
     pool: MySqlPool,
     plan: Plan,
-    id_check: bool,
+    on_duplicate: OnDuplicate,
 }
 
 impl MysqlSink {
@@ -54,21 +72,21 @@ impl MysqlSink {
         })?;
         let bad =
             |e: String| FerryError::config(format!("target.metadata.otherRequest.main_sql: {e}"));
+        NamedSql::parse(sql).map_err(bad)?;
+        let write = write_sql(sql, metadata.write_mode.as_deref(), metadata.id_check)
+            .map_err(|e| FerryError::config(format!("target.metadata.write_mode: {e}")))?;
         let plan = match metadata.api.as_str() {
             "execute" => Plan::Execute {
-                sql: NamedSql::parse(sql).map_err(bad)?,
+                sql: NamedSql::parse(&write.one_row()).map_err(bad)?,
             },
             "batchexecute" => {
-                let InsertParts { head, row, tail } = split_insert(sql).ok_or_else(|| {
-                    bad("batchexecute needs `INSERT INTO t (cols) VALUES (:a, :b, ...) [ON DUPLICATE KEY UPDATE ...]`".into())
-                })?;
-                let row = NamedSql::parse(&row).map_err(bad)?;
-                let mut tail = tail.trim().to_string();
-                if tail.is_empty() && metadata.id_check {
-                    let first = first_column(&head)
-                        .ok_or_else(|| bad("cannot read the column list".into()))?;
-                    tail = format!("ON DUPLICATE KEY UPDATE {first} = {first}");
+                let WriteSql {
+                    head, row, tail, ..
+                } = write.clone();
+                if write.on_duplicate == OnDuplicate::AsWritten {
+                    return Err(bad("batchexecute needs `INSERT INTO t (cols) VALUES (:a, :b, ...) [ON DUPLICATE KEY UPDATE ...]`".into()));
                 }
+                let row = NamedSql::parse(&row).map_err(bad)?;
                 let per_row = row.params.len().max(1);
                 let batch = metadata.batch_size.unwrap_or(1000).max(1);
                 Plan::Batch {
@@ -87,7 +105,7 @@ impl MysqlSink {
         Ok(MysqlSink {
             pool,
             plan,
-            id_check: metadata.id_check,
+            on_duplicate: write.on_duplicate,
         })
     }
 
@@ -98,6 +116,7 @@ impl MysqlSink {
         report: &mut WriteReport,
     ) -> Result<(), FerryError> {
         let mut tx = self.pool.begin().await.map_err(|e| classify_ref(&e))?;
+        let mut duplicates = Duplicates::start(self.on_duplicate, &mut tx).await?;
         for record in records {
             let binds = match binds_of(sql, &record) {
                 Ok(b) => b,
@@ -108,24 +127,66 @@ impl MysqlSink {
             };
             let q = bind_values(sqlx::query(AssertSqlSafe(sql.text.clone())), &binds);
             match q.execute(&mut *tx).await {
-                Ok(_) => report.written += 1,
-                Err(e) if self.id_check && is_duplicate_key(&e) => report.skipped += 1,
-                Err(e) => match classify_ref(&e) {
-                    err @ FerryError::Record { .. } => {
-                        let err = err.with_record_id(&record.id);
-                        report.failed.push((record, err));
+                Ok(done) => {
+                    let affected = done.rows_affected();
+                    // Only an ambiguous answer (1: inserted, or found unchanged) needs the count.
+                    let dups = if self.on_duplicate.counts_duplicates() && affected != 2 {
+                        duplicates.since_last(&mut tx).await?
+                    } else {
+                        u64::from(affected == 2)
+                    };
+                    if affected == 2 {
+                        duplicates.seen += 1;
                     }
-                    err => return Err(err),
-                },
+                    self.count(1, affected, dups, report);
+                }
+                Err(e) => {
+                    if self.on_duplicate.counts_duplicates() {
+                        // A failed statement may have counted a duplicate before it failed.
+                        duplicates.since_last(&mut tx).await?;
+                    }
+                    match classify_ref(&e) {
+                        err @ FerryError::Record { .. } => {
+                            let err = refused(err, &e).with_record_id(&record.id);
+                            report.failed.push((record, err));
+                        }
+                        err => return Err(err),
+                    }
+                }
             }
         }
         tx.commit().await.map_err(|e| classify_ref(&e))?;
         Ok(())
     }
 
+    /// Add a statement of `rows` rows, `affected` affected rows and `dups` duplicate keys to the
+    /// report (see the module docs).
+    fn count(&self, rows: u64, affected: u64, dups: u64, report: &mut WriteReport) {
+        match self.on_duplicate {
+            OnDuplicate::Keep | OnDuplicate::Update => {
+                let dups = dups.min(rows);
+                let updated = affected.saturating_sub(rows).min(dups);
+                report.inserted += rows - dups;
+                report.updated += updated;
+                if self.on_duplicate == OnDuplicate::Keep {
+                    report.kept += dups - updated;
+                } else {
+                    report.unchanged += dups - updated;
+                }
+            }
+            OnDuplicate::Replace if affected == rows => report.inserted += rows,
+            OnDuplicate::Replace if rows == 1 => report.updated += 1,
+            OnDuplicate::Replace | OnDuplicate::AsWritten => report.written += rows,
+            OnDuplicate::Refuse => report.inserted += rows,
+        }
+    }
+
     /// Write `rows` as one statement; on a data error, bisect.
+    #[allow(clippy::too_many_arguments)]
     fn write_chunk<'a>(
         &'a self,
+        conn: &'a mut MySqlConnection,
+        duplicates: &'a mut Duplicates,
         head: &'a str,
         row: &'a NamedSql,
         tail: &'a str,
@@ -155,9 +216,15 @@ impl MysqlSink {
                 sqlx::query(AssertSqlSafe(text)).persistent(rows.len() > 1),
                 &binds,
             );
-            match q.execute(&self.pool).await {
-                Ok(_) => {
-                    report.written += rows.len() as u64;
+            let result = q.execute(&mut *conn).await;
+            let dups = if self.on_duplicate.counts_duplicates() {
+                duplicates.since_last(conn).await?
+            } else {
+                0
+            };
+            match result {
+                Ok(done) => {
+                    self.count(rows.len() as u64, done.rows_affected(), dups, report);
                     Ok(())
                 }
                 Err(e) => {
@@ -167,21 +234,66 @@ impl MysqlSink {
                     }
                     if rows.len() == 1 {
                         let (record, _) = rows.into_iter().next().expect("one row");
-                        if self.id_check && is_duplicate_key(&e) {
-                            report.skipped += 1;
-                        } else {
-                            let err = err.with_record_id(&record.id);
-                            report.failed.push((record, err));
-                        }
+                        let err = refused(err, &e).with_record_id(&record.id);
+                        report.failed.push((record, err));
                         return Ok(());
                     }
                     let mut left = rows;
                     let right = left.split_off(left.len() / 2);
-                    self.write_chunk(head, row, tail, left, report).await?;
-                    self.write_chunk(head, row, tail, right, report).await
+                    self.write_chunk(conn, duplicates, head, row, tail, left, report)
+                        .await?;
+                    self.write_chunk(conn, duplicates, head, row, tail, right, report)
+                        .await
                 }
             }
         })
+    }
+}
+
+/// The duplicate keys counted in `@ferry_duplicates` on one connection: `seen` is the value at the
+/// last read (or as known since).
+struct Duplicates {
+    seen: u64,
+}
+
+impl Duplicates {
+    async fn start(
+        on_duplicate: OnDuplicate,
+        conn: &mut MySqlConnection,
+    ) -> Result<Duplicates, FerryError> {
+        if on_duplicate.counts_duplicates() {
+            sqlx::query(AssertSqlSafe(format!("SET {DUPLICATES_VAR} = 0")))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| classify_ref(&e))?;
+        }
+        Ok(Duplicates { seen: 0 })
+    }
+
+    /// Duplicates counted since the last read.
+    async fn since_last(&mut self, conn: &mut MySqlConnection) -> Result<u64, FerryError> {
+        let now: Option<i64> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT {DUPLICATES_VAR}")))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| classify_ref(&e))?;
+        let now = now.unwrap_or(0).max(0) as u64;
+        let delta = now.saturating_sub(self.seen);
+        self.seen = now;
+        Ok(delta)
+    }
+}
+
+/// A record error; a duplicate key (only refused by a plain INSERT without `write_mode` or
+/// `idCheck`) says how to choose otherwise.
+fn refused(err: FerryError, cause: &sqlx::Error) -> FerryError {
+    if is_duplicate_key(cause) {
+        FerryError::record(format!(
+            "{err} (main_sql is a plain INSERT: set the target's write_mode to `insert` to keep \
+             the row the target has, or `update` to update it)"
+        ))
+    } else {
+        err
     }
 }
 
@@ -189,14 +301,6 @@ fn binds_of(sql: &NamedSql, record: &Record) -> Result<Vec<Value>, FerryError> {
     let empty = serde_json::Map::new();
     let data = record.data.as_object().unwrap_or(&empty);
     binds_for(sql, data).map_err(|e| e.with_record_id(&record.id))
-}
-
-/// The first column of `INSERT INTO t (a, b) VALUES`, backquoted as written.
-fn first_column(head: &str) -> Option<String> {
-    let open = head.find('(')?;
-    let close = head[open..].find(')')? + open;
-    let first = head[open + 1..close].split(',').next()?.trim();
-    (!first.is_empty()).then(|| first.to_string())
 }
 
 #[async_trait]
@@ -222,28 +326,28 @@ impl Sink for MysqlSink {
                         Err(e) => report.failed.push((record, e)),
                     }
                 }
+                if rows.is_empty() {
+                    return Ok(report);
+                }
+                // One connection: the duplicate count is a session variable.
+                let mut conn = self.pool.acquire().await.map_err(|e| classify_ref(&e))?;
+                let mut duplicates = Duplicates::start(self.on_duplicate, &mut conn).await?;
                 while !rows.is_empty() {
                     let rest = rows.split_off(rows.len().min(*rows_per_statement));
                     let chunk = std::mem::replace(&mut rows, rest);
-                    self.write_chunk(head, row, tail, chunk, &mut report)
-                        .await?;
+                    self.write_chunk(
+                        &mut conn,
+                        &mut duplicates,
+                        head,
+                        row,
+                        tail,
+                        chunk,
+                        &mut report,
+                    )
+                    .await?;
                 }
             }
         }
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_column_keeps_its_quotes() {
-        assert_eq!(
-            first_column("INSERT INTO `t` (\n `a`,\n `b`) VALUES").as_deref(),
-            Some("`a`")
-        );
-        assert_eq!(first_column("INSERT INTO t VALUES"), None);
     }
 }

@@ -12,7 +12,7 @@ pub struct NoopSink;
 impl Sink for NoopSink {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
         Ok(WriteReport {
-            written: records.len() as u64,
+            accepted: records.len() as u64,
             ..WriteReport::default()
         })
     }

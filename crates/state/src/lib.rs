@@ -12,4 +12,7 @@ pub mod mysql;
 mod schema;
 pub mod store;
 
-pub use store::{Checkpoint, ConfirmedPage, LedgerEntry, Resume, RunSummary, State, StateError};
+pub use store::{
+    Checkpoint, ConfirmedPage, Counts, LedgerEntry, Reconciled, Resume, RunStatus, RunSummary,
+    Settled, State, StateError,
+};

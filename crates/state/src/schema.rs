@@ -95,4 +95,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         records BIGINT NOT NULL,
         PRIMARY KEY (run_id, batch_key, placeholder)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Truthful counts: what MySQL targets did with each record (from the affected rows), duplicate
+    // keys kept under write_mode `insert`, and records the no-op target accepted.
+    "ALTER TABLE ferry_runs
+        ADD COLUMN IF NOT EXISTS inserted BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS updated BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS unchanged BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS kept BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS accepted BIGINT NOT NULL DEFAULT 0",
+    // The records a run dead-lettered, by stage: a record written after `ferry replay` moves out
+    // of its run's `dead` count, and `ferry run --once` names the stage to replay.
+    "CREATE TABLE IF NOT EXISTS ferry_run_dead (
+        run_id VARCHAR(64) NOT NULL,
+        stage VARCHAR(16) NOT NULL,
+        record_id VARCHAR(191) NOT NULL,
+        letters INT NOT NULL,
+        PRIMARY KEY (run_id, stage, record_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

@@ -24,6 +24,8 @@ pub enum StateError {
     Query(#[from] sqlx::Error),
     #[error("state database: stored checkpoint for {scheme} is not valid JSON: {message}")]
     Corrupt { scheme: String, message: String },
+    #[error("state database: run {run_id} has the unknown status `{status}`")]
+    UnknownStatus { run_id: String, status: String },
 }
 
 impl From<StateError> for ferry_core::FerryError {
@@ -67,19 +69,147 @@ pub struct Resume {
     pub cursor: serde_json::Value,
 }
 
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Its extraction is publishing pages.
+    Extracting,
+    /// Everything was published; records are still being transformed and loaded.
+    Loading,
+    /// Every extracted record reached a final state.
+    Done,
+    /// Its extraction failed (the error says why); it may be resumed.
+    Failed,
+    /// A stage stopped on a configuration error (the error says which); its messages wait in
+    /// their queue until the scheme is fixed and a worker runs again.
+    Stopped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Extracting => "extracting",
+            RunStatus::Loading => "loading",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
+        }
+    }
+
+    fn parse(run_id: &str, status: &str) -> Result<RunStatus> {
+        Ok(match status {
+            "extracting" => RunStatus::Extracting,
+            "loading" => RunStatus::Loading,
+            "done" => RunStatus::Done,
+            "failed" => RunStatus::Failed,
+            "stopped" => RunStatus::Stopped,
+            other => {
+                return Err(StateError::UnknownStatus {
+                    run_id: run_id.to_string(),
+                    status: other.to_string(),
+                });
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run's records came to. Each settled record is counted once, in one field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Taken by a target that cannot say more (robot pushes, MySQL statements that are not an
+    /// INSERT or REPLACE).
+    pub written: u64,
+    /// MySQL rows inserted.
+    pub inserted: u64,
+    /// MySQL rows changed (or replaced).
+    pub updated: u64,
+    /// MySQL rows that already held the record's values.
+    pub unchanged: u64,
+    /// Duplicate keys kept as the target had them (`write_mode = "insert"`).
+    pub kept: u64,
+    /// Records the no-op target accepted.
+    pub accepted: u64,
+    /// Identical repeats skipped (ledger hits, identical copies in a batch).
+    pub skipped: u64,
+    /// Records dead-lettered (less those written after a replay).
+    pub dead: u64,
+}
+
+impl Counts {
+    /// Records that reached a final state.
+    pub fn settled(&self) -> u64 {
+        self.written
+            + self.inserted
+            + self.updated
+            + self.unchanged
+            + self.kept
+            + self.accepted
+            + self.skipped
+            + self.dead
+    }
+
+    /// The counts as `name value` pairs, in the order summaries print them.
+    pub fn named(&self) -> [(&'static str, u64); 8] {
+        [
+            ("inserted", self.inserted),
+            ("updated", self.updated),
+            ("unchanged", self.unchanged),
+            ("kept", self.kept),
+            ("accepted", self.accepted),
+            ("written", self.written),
+            ("skipped", self.skipped),
+            ("dead-lettered", self.dead),
+        ]
+    }
+}
+
+/// A message whose records reached a final state (or, in the transform, were passed on), as
+/// [`State::settle`] counts it.
+#[derive(Clone, Copy, Debug)]
+pub struct Settled<'a> {
+    pub run_id: &'a str,
+    /// Identifies the message (stage, page, record ids, replays): a redelivery counts once.
+    pub key: &'a str,
+    /// `transform` or `load`.
+    pub stage: &'a str,
+    /// Its records' outcomes; `dead` are the records it dead-lettered.
+    pub counts: Counts,
+    /// The ids of the records it dead-lettered.
+    pub dead_ids: &'a [String],
+    /// For a message moved back from a dead-letter queue by `ferry replay`: the ids of its records
+    /// that did not fail this time.
+    pub replayed_ok: Option<&'a [String]>,
+}
+
+/// What [`State::settle`] did with a message's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// False when the message had been counted already (a redelivery).
+    pub counted: bool,
+    /// Records dead-lettered earlier in the run that did not fail after a replay: moved out of
+    /// `dead`.
+    pub recovered: u64,
+    /// Records of a replayed message dead-lettered again: already in `dead`, not added twice.
+    pub dead_again: u64,
+}
+
 /// A run as `ferry status` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
     pub run_id: String,
     pub scheme: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub pages: i64,
     pub records: i64,
-    pub written: i64,
-    pub skipped: i64,
-    pub dead: i64,
+    pub counts: Counts,
     pub error: Option<String>,
     /// W3C `traceparent` of the run's extraction span (resumed runs continue that trace).
     pub traceparent: Option<String>,
@@ -88,7 +218,7 @@ pub struct RunSummary {
 impl RunSummary {
     /// Records that reached a final state.
     pub fn settled(&self) -> i64 {
-        self.written + self.skipped + self.dead
+        self.counts.settled() as i64
     }
 }
 
@@ -291,13 +421,35 @@ impl State {
         Ok(())
     }
 
-    /// Extraction ended: `loading` (everything published) or `failed` with the error.
+    /// Extraction ended: `loading` (everything published) or `failed` with the error. A run a
+    /// stage `stopped` meanwhile stays stopped, with that error.
     pub async fn end_extraction(&self, run_id: &str, error: Option<&str>) -> Result<()> {
-        let status = if error.is_some() { "failed" } else { "loading" };
+        let status = if error.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Loading
+        };
+        // MySQL assigns left to right: `error` reads the old status.
         sqlx::query(
-            "UPDATE ferry_runs SET status = ?, extracted_at = UTC_TIMESTAMP(6), error = ? WHERE run_id = ?",
+            "UPDATE ferry_runs SET error = IF(status = 'stopped', error, ?),
+                 status = IF(status = 'stopped', status, ?), extracted_at = UTC_TIMESTAMP(6)
+             WHERE run_id = ?",
         )
-        .bind(status)
+        .bind(error)
+        .bind(status.as_str())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A stage of `run_id` stopped on a configuration error: the run is `stopped` with `error`
+    /// (unless it already finished).
+    pub async fn stop_run(&self, run_id: &str, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE ferry_runs SET status = 'stopped', error = ?
+             WHERE run_id = ? AND status IN ('extracting', 'loading', 'stopped')",
+        )
         .bind(error)
         .bind(run_id)
         .execute(&self.pool)
@@ -305,47 +457,104 @@ impl State {
         Ok(())
     }
 
-    /// Count records that reached a final state in the transform or load stage, once per
-    /// message: `batch_key` identifies the message (see `ferry`'s worker), and a key already counted
-    /// for this run is ignored, so a redelivered batch is not counted twice. When the run has
-    /// extracted everything and every record is settled, the run is marked `done`.
-    pub async fn settle(
-        &self,
-        run_id: &str,
-        batch_key: &str,
-        written: u64,
-        skipped: u64,
-        dead: u64,
-    ) -> Result<()> {
-        if written + skipped + dead == 0 {
-            return Ok(());
+    /// Count a message's records that reached a final state in the transform or load stage,
+    /// once per message: `key` identifies the message (see `ferry`'s worker), and a key already
+    /// counted for this run is ignored, so a redelivered batch is not counted twice.
+    ///
+    /// Dead-lettered records are noted by (run, stage, record id). When a replayed message's
+    /// record does not fail this time, it moves out of the run's `dead` count (into the outcome
+    /// the load reports; a transform passes it on, and the load counts it); a replayed record
+    /// dead-lettered again stays counted once. So a run's counts add up after replays too.
+    ///
+    /// When the run has extracted everything and every record is settled, it is marked `done`.
+    pub async fn settle(&self, settled: &Settled<'_>) -> Result<Reconciled> {
+        let c = &settled.counts;
+        if c.settled() == 0 && settled.replayed_ok.is_none_or(|ok| ok.is_empty()) {
+            return Ok(Reconciled::default());
         }
+        let (run_id, stage) = (settled.run_id, settled.stage);
         let mut tx = self.pool.begin().await?;
         let first = sqlx::query(
             "INSERT IGNORE INTO ferry_settled (run_id, batch_key, settled_at) VALUES (?, ?, UTC_TIMESTAMP(6))",
         )
         .bind(run_id)
-        .bind(batch_key)
+        .bind(settled.key)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if !first {
             tx.rollback().await?;
-            return Ok(());
+            return Ok(Reconciled::default());
         }
+        let mut reconciled = Reconciled {
+            counted: true,
+            ..Reconciled::default()
+        };
+        if let Some(ok) = settled.replayed_ok {
+            for id in ok {
+                reconciled.recovered += sqlx::query(
+                    "UPDATE ferry_run_dead SET letters = letters - 1
+                     WHERE run_id = ? AND stage = ? AND record_id = ? AND letters > 0",
+                )
+                .bind(run_id)
+                .bind(stage)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        for id in settled.dead_ids {
+            let known: Option<i64> = match settled.replayed_ok {
+                Some(_) => {
+                    sqlx::query_scalar(
+                        "SELECT letters FROM ferry_run_dead
+                         WHERE run_id = ? AND stage = ? AND record_id = ? AND letters > 0",
+                    )
+                    .bind(run_id)
+                    .bind(stage)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            if known.is_some() {
+                reconciled.dead_again += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO ferry_run_dead (run_id, stage, record_id, letters) VALUES (?, ?, ?, 1)
+                 ON DUPLICATE KEY UPDATE letters = letters + 1",
+            )
+            .bind(run_id)
+            .bind(stage)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let dead = c.dead as i64 - reconciled.dead_again as i64 - reconciled.recovered as i64;
         sqlx::query(
-            "UPDATE ferry_runs SET written = written + ?, skipped = skipped + ?, dead = dead + ?
+            "UPDATE ferry_runs SET written = written + ?, inserted = inserted + ?,
+                 updated = updated + ?, unchanged = unchanged + ?, kept = kept + ?,
+                 accepted = accepted + ?, skipped = skipped + ?, dead = dead + ?
              WHERE run_id = ?",
         )
-        .bind(written)
-        .bind(skipped)
+        .bind(c.written)
+        .bind(c.inserted)
+        .bind(c.updated)
+        .bind(c.unchanged)
+        .bind(c.kept)
+        .bind(c.accepted)
+        .bind(c.skipped)
         .bind(dead)
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.finish_if_settled(run_id).await
+        self.finish_if_settled(run_id).await?;
+        Ok(reconciled)
     }
 
     /// Count, for the transform message `batch_key` of a run, how many of its records lacked the
@@ -388,16 +597,35 @@ impl State {
             .collect()
     }
 
-    /// Mark a run `done` once it extracted everything and every record is settled.
+    /// Mark a run `done` once it extracted everything and every record is settled (a stopped
+    /// run too, once its scheme was fixed and its messages loaded).
     pub async fn finish_if_settled(&self, run_id: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE ferry_runs SET status = 'done', finished_at = UTC_TIMESTAMP(6)
-             WHERE run_id = ? AND status = 'loading' AND written + skipped + dead >= records",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE ferry_runs SET status = 'done', error = NULL, finished_at = UTC_TIMESTAMP(6)
+             WHERE run_id = ? AND status IN ('loading', 'stopped') AND extracted_at IS NOT NULL
+                 AND {SETTLED_SQL} >= records"
+        )))
         .bind(run_id)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The records of `run_id` still dead-lettered, by stage (`transform`, `load`).
+    pub async fn dead_by_stage(&self, run_id: &str) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT stage, CAST(SUM(letters) AS SIGNED) FROM ferry_run_dead
+             WHERE run_id = ? AND letters > 0 GROUP BY stage ORDER BY stage DESC",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get(1)?;
+                Ok((r.try_get(0)?, n.max(0) as u64))
+            })
+            .collect()
     }
 
     pub async fn run(&self, run_id: &str) -> Result<Option<RunSummary>> {
@@ -685,23 +913,36 @@ impl State {
     }
 }
 
-const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent FROM ferry_runs WHERE run_id = ?";
-const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
+/// The sum of a run's settled counts, in SQL.
+const SETTLED_SQL: &str =
+    "(written + inserted + updated + unchanged + kept + accepted + skipped + dead)";
+const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted FROM ferry_runs WHERE run_id = ?";
+const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
 
 fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
     let started: NaiveDateTime = row.try_get(3)?;
     let finished: Option<NaiveDateTime> = row.try_get(4)?;
+    let run_id: String = row.try_get(0)?;
+    let status: String = row.try_get(2)?;
+    let count = |i: usize| -> Result<u64> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
     Ok(RunSummary {
-        run_id: row.try_get(0)?,
+        status: RunStatus::parse(&run_id, &status)?,
+        run_id,
         scheme: row.try_get(1)?,
-        status: row.try_get(2)?,
         started_at: utc(started),
         finished_at: finished.map(utc),
         pages: row.try_get(5)?,
         records: row.try_get(6)?,
-        written: row.try_get(7)?,
-        skipped: row.try_get(8)?,
-        dead: row.try_get(9)?,
+        counts: Counts {
+            written: count(7)?,
+            inserted: count(12)?,
+            updated: count(13)?,
+            unchanged: count(14)?,
+            kept: count(15)?,
+            accepted: count(16)?,
+            skipped: count(8)?,
+            dead: count(9)?,
+        },
         error: row.try_get(10)?,
         traceparent: row.try_get(11)?,
     })

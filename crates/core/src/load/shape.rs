@@ -106,6 +106,7 @@ pub(crate) static METADATA: Shape = Shape {
         dflt("formatResponse", Ty::Arr(&FORMAT_RULE)),
         opt("records_at", Ty::Str),
         opt("batch_size", Ty::UInt),
+        opt("write_mode", Ty::Str),
     ],
     open: true,
 };

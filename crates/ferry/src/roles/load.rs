@@ -25,11 +25,11 @@ impl Handler for LoadHandler {
         _trace: &opentelemetry::Context,
     ) -> Result<Handled, FerryError> {
         let report = self.sink.write(envelope.records.clone()).await?;
+        let counts = report.counts();
         Ok(Handled {
-            passed: report.written,
-            skipped: report.skipped,
+            passed: counts.settled() - counts.skipped,
+            counts,
             failed: report.failed,
-            final_stage: true,
         })
     }
 }

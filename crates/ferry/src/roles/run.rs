@@ -1,10 +1,13 @@
 //! Starting the consuming stages, and `ferry run`: all three roles in one process.
 //!
 //! `ferry run --once` starts transform and load workers, runs every selected scheme's extraction
-//! once, then waits until each run has settled (every extracted record written, skipped as
-//! already written, or dead-lettered), prints a summary and stops its workers.
+//! once, then waits until each run has settled (every extracted record inserted, updated,
+//! unchanged, kept, accepted, written, skipped, or dead-lettered), prints a summary and stops its
+//! workers. Its exit code: 0 done; 1 fatal (a scheme failed or stopped on a configuration error);
+//! [`EXIT_DEAD_LETTERS`] when the run finished but records were dead-lettered.
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +15,7 @@ use anyhow::Context as _;
 use ferry_bus::{Bus, BusError, Stage};
 use ferry_core::FerryError;
 use ferry_core::load::LoadedScheme;
-use ferry_state::{RunSummary, State};
+use ferry_state::{RunStatus, RunSummary, State};
 use tokio::task::JoinSet;
 
 use super::extract::{Extracted, Extractor, owner_name};
@@ -447,7 +450,7 @@ async fn run_forever(
         };
         depths.abort();
         let Some(lost) = lost else {
-            for (scheme, e) in stopped {
+            for (scheme, e) in once_per_scheme(stopped) {
                 eprintln!("{scheme}: stopped: {e}");
             }
             return Ok(());
@@ -460,19 +463,40 @@ async fn run_forever(
     }
 }
 
+/// The exit code of `ferry run --once` when the run finished but records were dead-lettered.
+pub const EXIT_DEAD_LETTERS: u8 = 3;
+
+/// How `ferry run` runs.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Run each scheme once and exit (`--once`).
+    pub once: bool,
+    /// Consumers per scheme and stage.
+    pub workers: u16,
+    /// With `once`: how long to wait for the runs to settle.
+    pub timeout: Duration,
+    /// With `once`: exit 0 even when records were dead-lettered.
+    pub allow_dead_letters: bool,
+}
+
 /// `ferry run`: all roles in one process.
 pub async fn run(
     app: Arc<App>,
     schemes: Vec<LoadedScheme>,
-    once: bool,
-    workers: u16,
-    timeout: Duration,
+    options: RunOptions,
     shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
+    let RunOptions {
+        once,
+        workers,
+        timeout,
+        allow_dead_letters,
+    } = options;
     if !once {
-        return run_forever(app, schemes, workers, shutdown).await;
+        run_forever(app, schemes, workers, shutdown).await?;
+        return Ok(ExitCode::SUCCESS);
     }
-    let mut pipeline = Pipeline::connect(app, "run", &schemes).await?;
+    let mut pipeline = Pipeline::connect(Arc::clone(&app), "run", &schemes).await?;
     // The workers stop on our own trigger (after --once settles) or on a signal.
     let (stop_workers, worker_shutdown) = shutdown::channel();
     {
@@ -553,15 +577,27 @@ pub async fn run(
         };
     };
 
+    let stopped = once_per_scheme(stopped);
     let mut fatal = 0;
+    // (scheme, run) of the runs that dead-lettered records.
+    let mut dead = Vec::new();
     for (scheme, result) in &extracted {
         let name = &scheme.scheme.name;
+        if let Some((_, e)) = stopped.iter().find(|(s, _)| s == name) {
+            fatal += 1;
+            println!("{name}: stopped: {e}");
+            continue;
+        }
         match result {
             Ok(Some(x)) => match settled.get(&x.run_id) {
                 Some(run) => {
-                    println!("{}", summary_line(name, x, run));
+                    let always = crate::counts::always_shown(&app, scheme);
+                    println!("{}", summary_line(name, x, run, &always));
                     for line in absent_lines(&pipeline.state, name, run).await {
                         println!("{line}");
+                    }
+                    if run.counts.dead > 0 {
+                        dead.push((name.clone(), run.run_id.clone(), run.counts.dead));
                     }
                 }
                 None => {
@@ -570,6 +606,10 @@ pub async fn run(
                 }
             },
             Ok(None) => println!("{name}: skipped, another extractor is running it"),
+            Err(e) if e.class() == ferry_core::ErrorClass::Config => {
+                fatal += 1;
+                println!("{name}: stopped: {e}");
+            }
             Err(e) => {
                 fatal += 1;
                 println!("{name}: failed ({}): {e}", e.class());
@@ -577,11 +617,43 @@ pub async fn run(
         }
     }
     for (scheme, e) in &stopped {
-        fatal += 1;
-        println!("{scheme}: stopped: {e}");
+        if !extracted.iter().any(|(s, _)| &s.scheme.name == scheme) {
+            fatal += 1;
+            println!("{scheme}: stopped: {e}");
+        }
     }
     anyhow::ensure!(fatal == 0, "{fatal} scheme(s) failed");
-    Ok(())
+    if dead.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut total = 0;
+    for (name, run_id, count) in &dead {
+        total += count;
+        let stages = pipeline
+            .state
+            .dead_by_stage(run_id)
+            .await
+            .unwrap_or_default();
+        let stages: Vec<String> = if stages.is_empty() {
+            vec!["load".into()]
+        } else {
+            stages.into_iter().map(|(stage, _)| stage).collect()
+        };
+        for stage in stages {
+            println!(
+                "{name}: {count} record(s) dead-lettered; fix the cause, then replay them: \
+                 ferry replay --scheme {name} --stage {stage}"
+            );
+        }
+    }
+    if allow_dead_letters {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "ferry: the run finished, but {total} record(s) were dead-lettered (exit \
+         {EXIT_DEAD_LETTERS}; --allow-dead-letters exits 0)"
+    );
+    Ok(ExitCode::from(EXIT_DEAD_LETTERS))
 }
 
 /// One line per placeholder that named a field absent from records of the run:
@@ -607,19 +679,29 @@ async fn absent_lines(state: &State, name: &str, run: &RunSummary) -> Vec<String
         .collect()
 }
 
-fn summary_line(name: &str, x: &Extracted, run: &RunSummary) -> String {
+/// The first configuration stop of each scheme (its transform and load workers may each report
+/// the same error), in order.
+fn once_per_scheme(stopped: Vec<(String, FerryError)>) -> Vec<(String, FerryError)> {
+    let mut out: Vec<(String, FerryError)> = Vec::new();
+    for (scheme, e) in stopped {
+        if !out.iter().any(|(s, _)| *s == scheme) {
+            out.push((scheme, e));
+        }
+    }
+    out
+}
+
+fn summary_line(name: &str, x: &Extracted, run: &RunSummary, always: &[&str]) -> String {
     let secs = run
         .finished_at
         .map(|f| (f - run.started_at).num_milliseconds() as f64 / 1000.0)
         .unwrap_or(x.seconds)
         .max(0.001);
     format!(
-        "{name}: {} pages, {} records, {} written, {} skipped, {} dead-lettered in {:.1} s ({:.0} records/s){}",
+        "{name}: {} pages, {} records: {} in {:.1} s ({:.0} records/s){}",
         run.pages,
         run.records,
-        run.written,
-        run.skipped,
-        run.dead,
+        crate::counts::text(&run.counts, always),
         secs,
         run.records as f64 / secs,
         resumed_note(x)
@@ -677,7 +759,7 @@ async fn wait_until_settled(
                 continue;
             }
             match state.run(&x.run_id).await? {
-                Some(run) if run.status == "done" => {
+                Some(run) if run.status == RunStatus::Done => {
                     done.insert(x.run_id.clone(), run);
                 }
                 Some(run) => {

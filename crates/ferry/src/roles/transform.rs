@@ -104,7 +104,7 @@ impl TransformHandler {
             );
         }
         let absent: Vec<(String, u64)> = absent.into_iter().collect();
-        let key = batch_key(Stage::Transform, envelope);
+        let key = batch_key(Stage::Transform, envelope, 0);
         if let Err(e) = self
             .state
             .count_absent(&envelope.run_id, &key, &absent)
@@ -170,9 +170,8 @@ impl Handler for TransformHandler {
         }
         Ok(Handled {
             passed,
-            skipped: 0,
             failed,
-            final_stage: false,
+            ..Handled::default()
         })
     }
 }

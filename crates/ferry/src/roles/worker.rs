@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ferry_bus::{Bus, BusError, Headers, Incoming, Publisher, Routed, Stage, names};
 use ferry_core::{Envelope, ErrorClass, FerryError, Record};
-use ferry_state::State;
+use ferry_state::{Counts, Settled, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -30,14 +30,13 @@ use crate::shutdown::Shutdown;
 /// What a stage did with one message.
 #[derive(Debug, Default)]
 pub struct Handled {
-    /// Records passed on (published to the next stage, or written).
+    /// Records passed on (published to the next stage) or taken by the target.
     pub passed: u64,
-    /// Records already written (idCheck, ledger, duplicates in the batch).
-    pub skipped: u64,
+    /// The records that reached their final state here, by outcome (the load); none in the
+    /// transform, whose records settle later, in the load.
+    pub counts: Counts,
     /// Records that failed on their own.
     pub failed: Vec<(Record, FerryError)>,
-    /// Whether `passed` records reached their final state here (load) or move on (transform).
-    pub final_stage: bool,
 }
 
 #[async_trait]
@@ -140,9 +139,9 @@ impl Worker {
             .await;
         metrics::global().observe_batch(scheme, stage_name, started.elapsed().as_secs_f64());
 
-        let (written, skipped, dead) = match result {
+        let (counts, dead_ids) = match result {
             Ok(handled) => {
-                let mut dead = 0;
+                let mut dead_ids = Vec::new();
                 if !handled.failed.is_empty() {
                     let routed = self
                         .bus
@@ -157,7 +156,15 @@ impl Worker {
                         )
                         .instrument(span.clone())
                         .await?;
-                    dead = dead_count(&routed);
+                    // When some records went to a retry queue, those were the transient failures
+                    // (they travel together); the rest were dead-lettered.
+                    let retried = routed.iter().any(|r| matches!(r, Routed::Retried { .. }));
+                    dead_ids = handled
+                        .failed
+                        .iter()
+                        .filter(|(_, e)| !retried || e.class() != ErrorClass::Transient)
+                        .map(|(r, _)| r.id.clone())
+                        .collect();
                     let m = metrics::global();
                     m.add(
                         metrics::RECORDS_FAILED,
@@ -165,8 +172,7 @@ impl Worker {
                         stage_name,
                         handled.failed.len() as u64,
                     );
-                    m.add(metrics::DEAD_LETTERS, scheme, stage_name, dead);
-                    if routed.iter().any(|r| matches!(r, Routed::Retried { .. })) {
+                    if retried {
                         m.add(metrics::RETRIES, scheme, stage_name, 1);
                     }
                 }
@@ -175,19 +181,11 @@ impl Worker {
                     return Ok(None);
                 }
                 metrics::global().add(metrics::RECORDS_OUT, scheme, stage_name, handled.passed);
-                metrics::global().add(
-                    metrics::RECORDS_SKIPPED,
-                    scheme,
-                    stage_name,
-                    handled.skipped,
-                );
-                // Records passed on by the transform settle later, in the load.
-                let written = if handled.final_stage {
-                    handled.passed
-                } else {
-                    0
+                let counts = Counts {
+                    dead: dead_ids.len() as u64,
+                    ..handled.counts
                 };
-                (written, handled.skipped, dead)
+                (counts, dead_ids)
             }
             Err(err) if err.class() == ErrorClass::Config => {
                 tracing::error!(
@@ -209,6 +207,13 @@ impl Worker {
                         tracing::warn!(error = %e, "could not put the message back; requeueing it instead");
                         settled(incoming.nack_requeue().await)?;
                     }
+                }
+                if let Err(e) = self
+                    .state
+                    .stop_run(&envelope.run_id, &err.to_string())
+                    .await
+                {
+                    tracing::warn!(run = %envelope.run_id, error = %e, "could not mark the run stopped");
                 }
                 return Ok(Some(Stopped::Config(err)));
             }
@@ -238,28 +243,43 @@ impl Worker {
                     } => {
                         metrics::global().add(metrics::RETRIES, scheme, stage_name, 1);
                         tracing::warn!(scheme, stage = stage_name, attempt, delay_secs, error = %err, "batch failed; retrying later");
-                        (0, 0, 0)
+                        return Ok(None);
                     }
-                    Routed::DeadLettered { records, .. } => {
-                        metrics::global().add(
-                            metrics::DEAD_LETTERS,
-                            scheme,
-                            stage_name,
-                            *records as u64,
-                        );
-                        (0, 0, *records as u64)
+                    Routed::DeadLettered { .. } => {
+                        let ids: Vec<String> =
+                            envelope.records.iter().map(|r| r.id.clone()).collect();
+                        let counts = Counts {
+                            dead: ids.len() as u64,
+                            ..Counts::default()
+                        };
+                        (counts, ids)
                     }
                 }
             }
         };
-        let key = batch_key(self.stage, envelope);
-        settle(
+        // A replayed message's records that did not fail this time may move out of `dead`.
+        let replayed_ok: Option<Vec<String>> = (incoming.headers.replays > 0).then(|| {
+            envelope
+                .records
+                .iter()
+                .map(|r| r.id.clone())
+                .filter(|id| !dead_ids.contains(id))
+                .collect()
+        });
+        let key = batch_key(self.stage, envelope, incoming.headers.replays);
+        let reconciled = settle(
             &self.state,
-            &envelope.run_id,
-            &key,
-            (written, skipped, dead),
+            &Settled {
+                run_id: &envelope.run_id,
+                key: &key,
+                stage: stage_name,
+                counts,
+                dead_ids: &dead_ids,
+                replayed_ok: replayed_ok.as_deref(),
+            },
         )
         .await;
+        metrics::record_outcomes(scheme, stage_name, &counts, reconciled);
         Ok(None)
     }
 }
@@ -279,23 +299,18 @@ fn settled(result: Result<(), BusError>) -> Result<bool, BusError> {
     }
 }
 
-fn dead_count(routed: &[Routed]) -> u64 {
-    routed
-        .iter()
-        .map(|r| match r {
-            Routed::DeadLettered { records, .. } => *records as u64,
-            Routed::Retried { .. } => 0,
-        })
-        .sum()
-}
-
-/// What identifies a message for counting: its stage, page and record ids. A redelivered message
-/// has the same key; a retried subset of a batch has its own.
-pub fn batch_key(stage: Stage, envelope: &Envelope) -> String {
+/// What identifies a message for counting: its stage, page, record ids and how many times it was
+/// replayed. A redelivered message has the same key; a retried subset of a batch has its own, and
+/// so has each replay of a dead letter.
+pub fn batch_key(stage: Stage, envelope: &Envelope, replays: u32) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     hash.update(stage.as_str().as_bytes());
     hash.update(envelope.seq.to_le_bytes());
+    if replays > 0 {
+        hash.update(b"replay");
+        hash.update(replays.to_le_bytes());
+    }
     for record in &envelope.records {
         hash.update([0u8]);
         hash.update(record.id.as_bytes());
@@ -303,25 +318,24 @@ pub fn batch_key(stage: Stage, envelope: &Envelope) -> String {
     ferry_core::sign::to_hex(&hash.finalize()[..16])
 }
 
-/// Count a message's settled records (written, skipped, dead) on its run, once per `key`. The
-/// count only drives `ferry run --once` and `ferry status`, so a state database outage is retried
-/// briefly and then logged, never allowed to block messages.
-pub async fn settle(
-    state: &State,
-    run_id: &str,
-    key: &str,
-    (written, skipped, dead): (u64, u64, u64),
-) {
+/// Count a message's settled records on its run, once per key (see [`State::settle`]). The count
+/// only drives `ferry run --once`, `ferry status` and the metrics, so a state database outage is
+/// retried briefly and then logged, never allowed to block messages. `None` when it could not be
+/// counted.
+pub async fn settle(state: &State, settled: &Settled<'_>) -> Option<ferry_state::Reconciled> {
     for attempt in 0..5u32 {
-        match state.settle(run_id, key, written, skipped, dead).await {
-            Ok(()) => return,
+        match state.settle(settled).await {
+            Ok(reconciled) => return Some(reconciled),
             Err(e) if attempt < 4 => {
                 tracing::debug!(error = %e, "counting settled records failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
-            Err(e) => tracing::warn!(run = run_id, error = %e, "could not count settled records"),
+            Err(e) => {
+                tracing::warn!(run = settled.run_id, error = %e, "could not count settled records")
+            }
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -346,28 +360,36 @@ mod tests {
 
     #[test]
     fn a_redelivered_batch_has_the_same_key_and_a_retried_subset_its_own() {
-        let key = batch_key(Stage::Load, &envelope(3, &["a", "b", "c"]));
+        let key = batch_key(Stage::Load, &envelope(3, &["a", "b", "c"]), 0);
         assert_eq!(key.len(), 32);
-        assert_eq!(key, batch_key(Stage::Load, &envelope(3, &["a", "b", "c"])));
+        assert_eq!(
+            key,
+            batch_key(Stage::Load, &envelope(3, &["a", "b", "c"]), 0)
+        );
         assert_ne!(
             key,
-            batch_key(Stage::Load, &envelope(3, &["a", "b"])),
+            batch_key(Stage::Load, &envelope(3, &["a", "b"]), 0),
             "a retried subset"
         );
         assert_ne!(
             key,
-            batch_key(Stage::Transform, &envelope(3, &["a", "b", "c"])),
+            batch_key(Stage::Transform, &envelope(3, &["a", "b", "c"]), 0),
             "another stage"
         );
         assert_ne!(
             key,
-            batch_key(Stage::Load, &envelope(4, &["a", "b", "c"])),
+            batch_key(Stage::Load, &envelope(4, &["a", "b", "c"]), 0),
             "another page"
         );
         assert_ne!(
-            batch_key(Stage::Load, &envelope(1, &["ab", "c"])),
-            batch_key(Stage::Load, &envelope(1, &["a", "bc"])),
+            batch_key(Stage::Load, &envelope(1, &["ab", "c"]), 0),
+            batch_key(Stage::Load, &envelope(1, &["a", "bc"]), 0),
             "ids are separated"
+        );
+        assert_ne!(
+            key,
+            batch_key(Stage::Load, &envelope(3, &["a", "b", "c"]), 1),
+            "a replay"
         );
     }
 }
