@@ -125,7 +125,7 @@ async fn dead_letters_are_visible_and_one_replay_brings_them_home() {
     assert_eq!(
         (
             run["records"].as_i64(),
-            run["written"].as_i64(),
+            run["inserted"].as_i64(),
             run["dead_lettered"].as_i64()
         ),
         (Some(N), Some(N - 3), Some(3))
@@ -226,6 +226,43 @@ async fn dead_letters_are_visible_and_one_replay_brings_them_home() {
             ))
             .await
     );
+
+    // The run's counts add up again: the three replayed records moved from dead-lettered to
+    // inserted, in `ferry status` and in /metrics.
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    let run = world
+        .wait_for(
+            "the replayed records counted",
+            Duration::from_secs(60),
+            || async {
+                let out = w.ferry(&["status", "--json", "--scheme", &scheme]);
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                let run = json[0]["runs"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["run_id"] == run_id.as_str())?
+                    .clone();
+                (run["inserted"] == N).then_some(run)
+            },
+        )
+        .await;
+    assert_eq!(
+        (
+            run["records"].as_i64(),
+            run["inserted"].as_i64(),
+            run["dead_lettered"].as_i64(),
+            run["status"].as_str()
+        ),
+        (Some(N), Some(N), Some(0), Some("done"))
+    );
+    let (_, metrics) = http_get(&format!("http://127.0.0.1:{metrics_port}/metrics")).await;
+    for line in [
+        format!("ferry_dead_letters_total{{scheme=\"{scheme}\",stage=\"load\"}} 3\n"),
+        format!("ferry_dead_letters_recovered_total{{scheme=\"{scheme}\",stage=\"load\"}} 3\n"),
+        format!("ferry_records_inserted_total{{scheme=\"{scheme}\",stage=\"load\"}} {N}\n"),
+    ] {
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 
     let codes = world.stop_all();
     assert_eq!(codes, vec![Some(0), Some(0)]);

@@ -259,13 +259,18 @@ async fn three_processes_move_100k_rows_exactly_once_and_dead_letter_only_the_po
         .await;
     let rerun = world.ferry(&["run", "--once"]);
     let out = String::from_utf8_lossy(&rerun.stdout).to_string();
-    assert!(
-        rerun.status.success(),
-        "{out}\n{}",
+    assert_eq!(
+        rerun.status.code(),
+        Some(3),
+        "finished, with dead letters: {out}\n{}",
         String::from_utf8_lossy(&rerun.stderr)
     );
     assert!(
-        out.contains(&format!("{} records", ROWS + 10)) && out.contains("25 dead-lettered"),
+        out.contains(&format!(
+            "{} records: 10 inserted, 5 updated, {} unchanged, 25 dead-lettered",
+            ROWS + 10,
+            ROWS - 25 - 5
+        )),
         "{out}"
     );
     assert_eq!(
@@ -370,8 +375,8 @@ async fn setup_small(world: &mut World, rows: i64) -> (String, String, String) {
 
 /// Seed 000's source exactly as written (`limit :limit offset :offset` bound from string-typed
 /// `main_params`, `'{{DAYS_AGO_1|datetime}}'` in the SQL) into seed 001's kind of target (`execute`
-/// with a plain INSERT and idCheck): the first run writes every recent row once, a re-run meets
-/// its own duplicate keys and counts them as already written.
+/// with a plain INSERT and idCheck): the first run inserts every recent row once, a re-run meets
+/// its own duplicate keys and counts them as kept, not as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_000_offset_paging_into_a_plain_insert_is_idempotent() {
     const N: i64 = 2_345;
@@ -434,7 +439,7 @@ async fn seed_000_offset_paging_into_a_plain_insert_is_idempotent() {
     );
     assert!(
         out.contains(&format!(
-            "{N} records, {N} written, 0 skipped, 0 dead-lettered"
+            "{N} records: {N} inserted, 0 kept, 0 dead-lettered"
         )),
         "{out}"
     );
@@ -460,7 +465,7 @@ async fn seed_000_offset_paging_into_a_plain_insert_is_idempotent() {
     );
     assert!(
         out.contains(&format!(
-            "{N} records, 0 written, {N} skipped, 0 dead-lettered"
+            "{N} records: 0 inserted, {N} kept, 0 dead-lettered"
         )),
         "{out}"
     );
@@ -540,7 +545,7 @@ async fn an_extractor_killed_mid_run_resumes_after_its_last_confirmed_page() {
     world.spawn(&["load", "--workers", "2"], "load.log");
     let done = format!(
         "SELECT COUNT(*) FROM `{state_db}`.ferry_runs
-         WHERE status = 'done' AND pages = 30 AND records = {N} AND written + skipped + dead = {N}"
+         WHERE status = 'done' AND pages = 30 AND records = {N} AND written + inserted + updated + unchanged + kept + accepted + skipped + dead = {N}"
     );
     world
         .wait_for_count(

@@ -331,7 +331,7 @@ async fn ninety_five_contacts_become_ten_signed_messages_and_a_rerun_pushes_noth
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 95 records, 95 written, 0 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 95 records: 95 written, 0 skipped, 0 dead-lettered"
         )),
         "{}",
         all_output(&out)
@@ -366,7 +366,7 @@ async fn ninety_five_contacts_become_ten_signed_messages_and_a_rerun_pushes_noth
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 95 records, 0 written, 95 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 95 records: 0 written, 95 skipped, 0 dead-lettered"
         )),
         "{}",
         all_output(&out)
@@ -550,7 +550,7 @@ async fn twenty_per_ten_seconds_makes_sixty_records_take_twenty_seconds_without_
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 60 records, 60 written, 0 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 60 records: 60 written, 0 skipped, 0 dead-lettered"
         )),
         "{}",
         all_output(&out)

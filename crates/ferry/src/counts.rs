@@ -23,6 +23,7 @@ pub fn always_shown(app: &App, scheme: &LoadedScheme) -> Vec<&'static str> {
                 Some(OnDuplicate::Keep) => vec!["inserted", "kept"],
                 Some(OnDuplicate::Refuse) => vec!["inserted"],
                 Some(OnDuplicate::AsWritten) => vec!["written"],
+                Some(OnDuplicate::Replace) => vec!["inserted", "updated"],
                 _ => vec!["inserted", "updated", "unchanged"],
             }
         }

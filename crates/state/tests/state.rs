@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_state::{ConfirmedPage, State};
+use ferry_state::{ConfirmedPage, Counts, Reconciled, RunStatus, Settled, State};
 
 const SERVER: &str = "mysql://root@127.0.0.1:3306";
 
@@ -192,6 +192,18 @@ async fn a_dead_holders_lease_can_be_taken_over_once() {
     db.drop_db().await;
 }
 
+/// A load message of run `r1` that settled `counts`, dead-lettering `dead_ids`.
+fn load<'a>(key: &'a str, counts: Counts, dead_ids: &'a [String]) -> Settled<'a> {
+    Settled {
+        run_id: "r1",
+        key,
+        stage: "load",
+        counts,
+        dead_ids,
+        replayed_ok: None,
+    }
+}
+
 #[tokio::test]
 async fn runs_settle_to_done() {
     let db = TestDb::new().await;
@@ -201,20 +213,130 @@ async fn runs_settle_to_done() {
         .unwrap();
     s.page_confirmed(&page("r1", 3, None)).await.unwrap();
     s.page_confirmed(&page("r1", 2, None)).await.unwrap();
-    s.settle("r1", "batch-a", 2, 0, 0).await.unwrap();
-    s.settle("r1", "batch-a", 2, 0, 0).await.unwrap(); // the same message, redelivered
+    let two = Counts {
+        inserted: 2,
+        ..Counts::default()
+    };
+    s.settle(&load("batch-a", two, &[])).await.unwrap();
+    // The same message, redelivered.
+    let again = s.settle(&load("batch-a", two, &[])).await.unwrap();
+    assert!(!again.counted);
     s.end_extraction("r1", None).await.unwrap();
-    assert_eq!(s.run("r1").await.unwrap().unwrap().status, "loading");
     assert_eq!(
-        s.run("r1").await.unwrap().unwrap().written,
+        s.run("r1").await.unwrap().unwrap().status,
+        RunStatus::Loading
+    );
+    assert_eq!(
+        s.run("r1").await.unwrap().unwrap().counts.inserted,
         2,
         "a redelivered batch counts once"
     );
-    s.settle("r1", "batch-b", 1, 1, 1).await.unwrap();
+    let rest = Counts {
+        unchanged: 1,
+        kept: 1,
+        dead: 1,
+        ..Counts::default()
+    };
+    s.settle(&load("batch-b", rest, &["z".to_string()]))
+        .await
+        .unwrap();
     let run = s.run("r1").await.unwrap().unwrap();
     assert_eq!(
-        (run.status.as_str(), run.pages, run.records, run.settled()),
-        ("done", 2, 5, 5)
+        (run.status, run.pages, run.records, run.settled()),
+        (RunStatus::Done, 2, 5, 5)
+    );
+    db.drop_db().await;
+}
+
+/// A dead letter replayed and failing again stays counted once; replayed and written, it moves
+/// from `dead` to the outcome; a stage's configuration stop marks the run stopped with its error.
+#[tokio::test]
+async fn replayed_records_move_out_of_dead_and_stopped_runs_say_why() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.start_run("r1", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    s.page_confirmed(&page("r1", 3, None)).await.unwrap();
+    s.end_extraction("r1", None).await.unwrap();
+    let poison = ["记录-7 😀".to_string()];
+    let one_dead = Counts {
+        inserted: 2,
+        dead: 1,
+        ..Counts::default()
+    };
+    s.settle(&load("page-1", one_dead, &poison)).await.unwrap();
+    assert_eq!(
+        s.dead_by_stage("r1").await.unwrap(),
+        vec![("load".to_string(), 1)]
+    );
+    // Replayed, failing again: still one dead letter.
+    let failed_again = s
+        .settle(&Settled {
+            replayed_ok: Some(&[]),
+            ..load(
+                "replay-1",
+                Counts {
+                    dead: 1,
+                    ..Counts::default()
+                },
+                &poison,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_again,
+        Reconciled {
+            counted: true,
+            recovered: 0,
+            dead_again: 1
+        }
+    );
+    let run = s.run("r1").await.unwrap().unwrap();
+    assert_eq!((run.counts.inserted, run.counts.dead), (2, 1));
+    // Replayed after the fix: inserted, and out of dead.
+    let written = s
+        .settle(&Settled {
+            replayed_ok: Some(&poison),
+            ..load(
+                "replay-2",
+                Counts {
+                    inserted: 1,
+                    ..Counts::default()
+                },
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(written.recovered, 1);
+    let run = s.run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            run.records,
+            run.counts.inserted,
+            run.counts.dead,
+            run.status
+        ),
+        (3, 3, 0, RunStatus::Done)
+    );
+    assert!(s.dead_by_stage("r1").await.unwrap().is_empty());
+
+    s.start_run("r2", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    s.stop_run("r2", "Unknown column 'citty' in 'INSERT INTO'")
+        .await
+        .unwrap();
+    s.end_extraction("r2", None).await.unwrap();
+    let run = s.run("r2").await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.error.as_deref()),
+        (
+            RunStatus::Stopped,
+            Some("Unknown column 'citty' in 'INSERT INTO'")
+        )
     );
     db.drop_db().await;
 }

@@ -606,10 +606,6 @@ pub async fn run(
                 }
             },
             Ok(None) => println!("{name}: skipped, another extractor is running it"),
-            Err(e) if e.class() == ferry_core::ErrorClass::Config => {
-                fatal += 1;
-                println!("{name}: stopped: {e}");
-            }
             Err(e) => {
                 fatal += 1;
                 println!("{name}: failed ({}): {e}", e.class());
