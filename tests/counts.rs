@@ -169,7 +169,7 @@ async fn each_write_mode_on_a_changed_record_writes_and_counts_what_it_says() {
         );
     }
     assert!(
-        summary(&out, &replace).contains("4 records: 4 inserted, 0 updated, 0 dead-lettered"),
+        summary(&out, &replace).contains("4 records: 4 written, 0 dead-lettered"),
         "{out}"
     );
     let original = rows(&world, &src, "customers").await;
@@ -206,9 +206,9 @@ async fn each_write_mode_on_a_changed_record_writes_and_counts_what_it_says() {
         );
         assert_eq!(rows(&world, &dst, table).await, changed, "{table} updated");
     }
-    // replace: every row replaced by the record.
+    // replace: every row replaced by the record; REPLACE cannot tell which rows changed.
     assert!(
-        summary(&out, &replace).contains("4 records: 0 inserted, 4 updated, 0 dead-lettered"),
+        summary(&out, &replace).contains("4 records: 4 written, 0 dead-lettered"),
         "{out}"
     );
     assert_eq!(rows(&world, &dst, "rep_e").await, changed);

@@ -8,11 +8,11 @@
 //! |---------------------|--------------------------------------------------------|--------------------|
 //! | `insert`            | `INSERT ... ON DUPLICATE KEY UPDATE` (a no-op)          | `kept` as it is    |
 //! | `update`            | `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c), ...` | `updated`/`unchanged` |
-//! | `replace`           | `REPLACE INTO ...`                                     | replaced (`updated`) |
+//! | `replace`           | `REPLACE INTO ...`                                     | replaced (`written`) |
 //! | none, plain INSERT, `idCheck` | as `insert` (seed 001)                       | `kept`             |
 //! | none, plain INSERT  | the INSERT as written                                  | a record error     |
 //! | none, own `ON DUPLICATE KEY UPDATE` | as `update`, the scheme's clause kept   | `updated`/`unchanged` |
-//! | none, `REPLACE INTO` | as `replace`                                          | replaced           |
+//! | none, `REPLACE INTO` | as `replace`                                          | replaced (`written`) |
 //!
 //! `update` builds its clause from the statement's own column list; a scheme's own
 //! `ON DUPLICATE KEY UPDATE` clause is kept as written. To count exactly, every

@@ -22,8 +22,7 @@ pub fn always_shown(app: &App, scheme: &LoadedScheme) -> Vec<&'static str> {
             match on_duplicate {
                 Some(OnDuplicate::Keep) => vec!["inserted", "kept"],
                 Some(OnDuplicate::Refuse) => vec!["inserted"],
-                Some(OnDuplicate::AsWritten) => vec!["written"],
-                Some(OnDuplicate::Replace) => vec!["inserted", "updated"],
+                Some(OnDuplicate::AsWritten | OnDuplicate::Replace) => vec!["written"],
                 _ => vec!["inserted", "updated", "unchanged"],
             }
         }

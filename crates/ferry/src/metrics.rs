@@ -48,7 +48,7 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         RECORDS_UPDATED,
         "counter",
-        "MySQL rows changed or replaced (from the server's affected rows).",
+        "MySQL rows that existed and were changed (from the server's affected rows).",
     ),
     (
         RECORDS_UNCHANGED,
@@ -68,7 +68,7 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         RECORDS_WRITTEN,
         "counter",
-        "Records taken by a target that cannot say more (robot pushes).",
+        "Records taken by a target that cannot say more (robot pushes, MySQL REPLACE).",
     ),
     (
         DEAD_LETTERS,

@@ -22,11 +22,11 @@ use ferry_core::{FerryError, Record};
 #[derive(Debug, Default)]
 pub struct WriteReport {
     /// Records the target took without saying what it did with them (robot pushes, MySQL
-    /// statements that are not an INSERT or REPLACE, multi-row REPLACEs that replaced rows).
+    /// `REPLACE` and statements that are not an INSERT).
     pub written: u64,
     /// MySQL: rows inserted.
     pub inserted: u64,
-    /// MySQL: rows that existed and were changed (or replaced).
+    /// MySQL: rows that existed and were changed.
     pub updated: u64,
     /// MySQL: rows that existed and already held the record's values.
     pub unchanged: u64,

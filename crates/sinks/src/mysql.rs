@@ -26,10 +26,9 @@
 //! statement of `n` rows with `a` affected rows and `d` duplicates:
 //! `updated = a - n`, `unchanged = d - updated` (`kept` under `insert`), `inserted = n - d`;
 //! exact, since a failed statement writes nothing and the variable is read again after it.
-//! A REPLACE answers 1 per new row and 2 or more per replaced one: a one-row statement is
-//! `inserted` or `updated` exactly; a multi-row one is `inserted` when it replaced nothing, and
-//! `written` otherwise (it cannot tell which rows replaced one). A statement that is not an
-//! INSERT or REPLACE counts `written`.
+//! A REPLACE cannot be counted so: MariaDB answers 1 both for a new row and for a row replaced by
+//! identical values (it turns such a REPLACE into an update), so `replace` counts `written`, as
+//! does a statement that is not an INSERT or REPLACE.
 
 use async_trait::async_trait;
 use ferry_core::scheme::Metadata;
@@ -174,8 +173,6 @@ impl MysqlSink {
                     report.unchanged += dups - updated;
                 }
             }
-            OnDuplicate::Replace if affected == rows => report.inserted += rows,
-            OnDuplicate::Replace if rows == 1 => report.updated += 1,
             OnDuplicate::Replace | OnDuplicate::AsWritten => report.written += rows,
             OnDuplicate::Refuse => report.inserted += rows,
         }

@@ -122,12 +122,12 @@ impl std::fmt::Display for RunStatus {
 /// What a run's records came to. Each settled record is counted once, in one field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Taken by a target that cannot say more (robot pushes, MySQL statements that are not an
-    /// INSERT or REPLACE).
+    /// Taken by a target that cannot say more (robot pushes, MySQL `REPLACE` and statements that
+    /// are not an INSERT).
     pub written: u64,
     /// MySQL rows inserted.
     pub inserted: u64,
-    /// MySQL rows changed (or replaced).
+    /// MySQL rows that existed and were changed.
     pub updated: u64,
     /// MySQL rows that already held the record's values.
     pub unchanged: u64,
