@@ -121,7 +121,8 @@ impl Role {
 }
 
 /// Read and check `config_path` and every scheme file it names. `env` looks up environment
-/// variables for `${VAR}` in `ferry.toml` and in scheme files. Returns every error found (warnings are `lint`'s).
+/// variables for `${VAR}` in `ferry.toml` and in scheme files. Returns every error found
+/// (warnings are `lint`'s).
 pub fn load(
     config_path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
