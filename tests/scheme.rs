@@ -82,6 +82,20 @@ async fn a_misspelt_placeholder_is_reported_by_the_run_and_a_null_field_stays_nu
             .await,
         5
     );
+    let status = world.ferry(&["status", "--json", "--scheme", &name]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(
+        status[0]["runs"][0]["absent"],
+        serde_json::json!({"{nmae}": 5}),
+        "`ferry status` keeps the report with the run"
+    );
+    let status = world.ferry(&["status", "--scheme", &name]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains("      {nmae}: absent in all 5 records (rendered as null)"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     assert_eq!(
         world
             .scalar_string(&format!(

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::cli::{LintArgs, PreviewArgs, ReplayArgs, SandboxArgs, StageArg, StatusArgs};
-use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer};
+use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer, absent_note};
 
 /// `ferry lint [--online]`: every problem on one line; exit 1 if any is an error. The online
 /// checks run only when the offline ones found no error.
@@ -121,6 +121,17 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
         };
         let checkpoint = state.checkpoint(name).await?;
         let runs = state.recent_runs(name, 5).await?;
+        // Placeholders that named a field absent from records of each run: {"{nmae}": 5}.
+        let mut absent = Vec::with_capacity(runs.len());
+        for r in &runs {
+            let fields = state.absent_fields(&r.run_id).await?;
+            absent.push(
+                fields
+                    .into_iter()
+                    .map(|(placeholder, records)| (placeholder, json!(records)))
+                    .collect::<serde_json::Map<_, _>>(),
+            );
+        }
         out.push(json!({
             "scheme": name,
             "source": s.scheme.source.connection,
@@ -133,7 +144,7 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 // The unfinished run the next extraction continues from the cursor.
                 "resumes_run": checkpoint.cursor.as_ref().and(checkpoint.run_id.as_ref()),
             },
-            "runs": runs.iter().map(|r| json!({
+            "runs": runs.iter().zip(absent).map(|(r, absent)| json!({
                 "run_id": r.run_id, "status": r.status.as_str(),
                 "started_at": r.started_at.to_rfc3339(),
                 "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
@@ -142,7 +153,7 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 "unchanged": r.counts.unchanged, "kept": r.counts.kept,
                 "accepted": r.counts.accepted, "written": r.counts.written,
                 "skipped": r.counts.skipped, "dead_lettered": r.counts.dead,
-                "error": r.error,
+                "error": r.error, "absent": absent,
             })).collect::<Vec<_>>(),
         }));
     }
@@ -240,6 +251,11 @@ fn print_status(s: &Value, always: &[&str]) {
                 .map(|e| format!("\n      error: {e}"))
                 .unwrap_or_default()
         );
+        for (placeholder, records) in r["absent"].as_object().into_iter().flatten() {
+            let records = records.as_i64().unwrap_or(0);
+            let of = r["records"].as_i64().unwrap_or(0);
+            println!("      {}", absent_note(placeholder, records, of));
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::extract::{Extracted, Extractor, owner_name};
 use super::load::LoadHandler;
-use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
+use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer, absent_note};
 use super::worker::{Handler, Stopped, Worker};
 use crate::app::App;
 use crate::connections::Connections;
@@ -665,12 +665,10 @@ async fn absent_lines(state: &State, name: &str, run: &RunSummary) -> Vec<String
     absent
         .into_iter()
         .map(|(placeholder, records)| {
-            let how_many = if records >= run.records {
-                format!("all {} records", run.records)
-            } else {
-                format!("{records} of {} records", run.records)
-            };
-            format!("{name}: {placeholder}: absent in {how_many} (rendered as null)")
+            format!(
+                "{name}: {}",
+                absent_note(&placeholder, records, run.records)
+            )
         })
         .collect()
 }

@@ -77,6 +77,17 @@ impl Transformer {
     }
 }
 
+/// How a run reports a placeholder that named a field absent from `records` of its `of`
+/// records: `{nmae}: absent in all 5 records (rendered as null)`.
+pub fn absent_note(placeholder: &str, records: i64, of: i64) -> String {
+    let how_many = if records >= of {
+        format!("all {of} records")
+    } else {
+        format!("{records} of {of} records")
+    };
+    format!("{placeholder}: absent in {how_many} (rendered as null)")
+}
+
 /// The transform stage: map, then publish to the load queue.
 pub struct TransformHandler {
     pub transformer: Transformer,
