@@ -33,6 +33,8 @@ const HTTP_SOURCE_EXTRAS: &[&str] = &[
     "query_fields",
     "json_text_fields",
     "sync_overlap_secs",
+    "cursor_field",
+    "cursor_start",
     "lookups",
 ];
 
@@ -62,11 +64,18 @@ pub const KIND_EXTRAS: &[(ConnectionKind, Role, &[&str])] = &[
             "query_fields",
             "json_text_fields",
             "sync_overlap_secs",
+            "cursor_field",
+            "cursor_start",
             "lookups",
             "ok_codes",
             "code_at",
             "message_at",
         ],
+    ),
+    (
+        ConnectionKind::Mysql,
+        Role::Source,
+        &["sync_overlap_secs", "cursor_field", "cursor_start"],
     ),
     (ConnectionKind::DingTalk, Role::Source, HTTP_SOURCE_EXTRAS),
     (ConnectionKind::Jushuitan, Role::Source, HTTP_SOURCE_EXTRAS),
@@ -125,7 +134,12 @@ pub fn lint(loaded: &Loaded) -> Vec<Problem> {
 
 fn lint_scheme(loaded: &Loaded, scheme: &Scheme, warn: &mut dyn FnMut(String, String)) {
     let source = &scheme.source.metadata;
-    if let Some(path) = offset_pagination(&scheme.source) {
+    // Keyset advice is for SQL: an HTTP API pages the way it pages.
+    let mysql_source = matches!(
+        loaded.connection(&scheme.source.connection),
+        Some(Connection::Mysql(_))
+    );
+    if mysql_source && let Some(path) = offset_pagination(&scheme.source) {
         warn(path, OFFSET_PAGINATION_WARNING.to_string());
     }
     if (source.id_check || scheme.target.metadata.id_check) && source.id.is_none() {

@@ -12,7 +12,9 @@
 //!   `PAGINATION_START_PAGE` (the paginator's numbers; an error outside a paged request),
 //!   `CURRENT_TIME`, `LAST_SYNC_TIME` (the scheme's checkpoint; before the first successful run it
 //!   is the wall-clock time `1970-01-01 00:00:00` in the scheme's zone, so a first run takes
-//!   everything), `DAYS_AGO_n`, `HOURS_AGO_n`, `MINUTES_AGO_n` (now minus n, wall-clock),
+//!   everything), `LAST_CURSOR` (the largest value of the source's `cursor_field` in the last
+//!   complete run: a datetime moved back by the overlap, or a number as it is; the epoch before
+//!   the first), `DAYS_AGO_n`, `HOURS_AGO_n`, `MINUTES_AGO_n` (now minus n, wall-clock),
 //!   `TODAY`, `YESTERDAY` (midnight). Any other name is looked up in the record, then in the
 //!   context's extra `vars` (e.g. `last_id` for keyset paging).
 //! - Formatters after `|`: `datetime` (`%Y-%m-%d %H:%M:%S`), `date` (`%Y-%m-%d`), `timestamp`
@@ -58,6 +60,75 @@ pub struct PageVars {
     pub start_page: u64,
 }
 
+/// A value of a source's data cursor field (`cursor_field`), as far as Ferry compares them:
+/// numbers numerically, datetimes in time order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CursorValue {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// Wall-clock time as the source wrote it (a time with an offset is read in the scheme's
+    /// zone).
+    Time(NaiveDateTime),
+}
+
+impl CursorValue {
+    /// Read a record's cursor value: a JSON number, text that is a number, or text that is a
+    /// datetime. None for anything else (null included).
+    pub fn of(value: &Value, tz: Tz) -> Option<CursorValue> {
+        match value {
+            Value::Number(n) => Self::of_number(n),
+            Value::String(s) => {
+                let text = s.trim();
+                if let Ok(n) = text.parse::<serde_json::Number>() {
+                    return Self::of_number(&n);
+                }
+                convert::to_naive_datetime(value, tz).map(CursorValue::Time)
+            }
+            _ => None,
+        }
+    }
+
+    fn of_number(n: &serde_json::Number) -> Option<CursorValue> {
+        n.as_i64()
+            .map(CursorValue::Int)
+            .or_else(|| n.as_u64().map(CursorValue::UInt))
+            .or_else(|| n.as_f64().map(CursorValue::Float))
+    }
+
+    /// Whether `self` comes after `other`; None when one is a number and the other a datetime.
+    pub fn is_after(&self, other: &CursorValue) -> Option<bool> {
+        use CursorValue::*;
+        Some(match (self, other) {
+            (Time(a), Time(b)) => a > b,
+            (Time(_), _) | (_, Time(_)) => return None,
+            (Int(a), Int(b)) => a > b,
+            (UInt(a), UInt(b)) => a > b,
+            (Int(a), UInt(b)) => i128::from(*a) > i128::from(*b),
+            (UInt(a), Int(b)) => i128::from(*a) > i128::from(*b),
+            (a, b) => a.as_f64() > b.as_f64(),
+        })
+    }
+
+    fn as_f64(&self) -> f64 {
+        match self {
+            CursorValue::Int(n) => *n as f64,
+            CursorValue::UInt(n) => *n as f64,
+            CursorValue::Float(f) => *f,
+            CursorValue::Time(_) => f64::NAN,
+        }
+    }
+
+    fn number(&self) -> Option<Value> {
+        match self {
+            CursorValue::Int(n) => Some(Value::from(*n)),
+            CursorValue::UInt(n) => Some(Value::from(*n)),
+            CursorValue::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number),
+            CursorValue::Time(_) => None,
+        }
+    }
+}
+
 /// Everything a template can refer to while rendering.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
@@ -67,8 +138,13 @@ pub struct Context<'a> {
     pub page: Option<PageVars>,
     /// The run's "now": `CURRENT_TIME`, `NOW()`, `DAYS_AGO_n` derive from it.
     pub now: DateTime<Tz>,
-    /// The scheme's checkpoint (`LAST_SYNC_TIME`).
+    /// The scheme's checkpoint (`LAST_SYNC_TIME`), the overlap already taken off.
     pub last_sync: Option<DateTime<Tz>>,
+    /// The largest value of the source's `cursor_field` in the last complete run
+    /// (`LAST_CURSOR`); None before the first.
+    pub last_cursor: Option<CursorValue>,
+    /// Seconds a datetime `LAST_CURSOR` is moved back (the scheme's overlap).
+    pub overlap_secs: i64,
     /// The scheme's zone: wall-clock times are shown in it.
     pub tz: Tz,
     /// Extra named values (`last_id`), looked up after the record.
@@ -88,6 +164,8 @@ impl<'a> Context<'a> {
             page: None,
             now,
             last_sync: None,
+            last_cursor: None,
+            overlap_secs: 0,
             tz,
             vars: None,
             parent: None,
@@ -116,6 +194,14 @@ impl<'a> Context<'a> {
     /// The same context with the scheme's checkpoint (None: never synced).
     pub fn with_last_sync(mut self, last_sync: Option<DateTime<Tz>>) -> Self {
         self.last_sync = last_sync;
+        self
+    }
+
+    /// The same context with the data cursor of the last complete run (`LAST_CURSOR`), shown
+    /// `overlap_secs` earlier when it is a datetime.
+    pub fn with_last_cursor(mut self, cursor: Option<CursorValue>, overlap_secs: i64) -> Self {
+        self.last_cursor = cursor;
+        self.overlap_secs = overlap_secs;
         self
     }
 
@@ -322,6 +408,7 @@ enum Source {
     StartPage,
     CurrentTime,
     LastSync,
+    LastCursor,
     DaysAgo(u32),
     HoursAgo(u32),
     MinutesAgo(u32),
@@ -580,6 +667,7 @@ impl Source {
             "PAGINATION_START_PAGE" => Source::StartPage,
             "CURRENT_TIME" => Source::CurrentTime,
             "LAST_SYNC_TIME" => Source::LastSync,
+            "LAST_CURSOR" => Source::LastCursor,
             "TODAY" => Source::Today,
             "YESTERDAY" => Source::Yesterday,
             _ => {
@@ -608,6 +696,9 @@ impl Placeholder {
 
     /// The placeholder's value in `ctx`.
     pub(crate) fn resolve(&self, ctx: &Context<'_>) -> Result<Value, FerryError> {
+        if self.source == Source::LastCursor {
+            return self.last_cursor(ctx);
+        }
         if let Some((local, default)) = self.source.time(ctx) {
             let out_of_range = || FerryError::record("time out of range");
             let local = local.ok_or_else(out_of_range)?;
@@ -662,6 +753,36 @@ impl Placeholder {
                 ))),
             },
         }
+    }
+}
+
+impl Placeholder {
+    /// `LAST_CURSOR`: a datetime (or a number shown with a time formatter) moved back by the
+    /// overlap; a number without a formatter as it is. Before the first complete run it is the
+    /// epoch, `1970-01-01 00:00:00`.
+    fn last_cursor(&self, ctx: &Context<'_>) -> Result<Value, FerryError> {
+        let out_of_range = || FerryError::record("LAST_CURSOR: time out of range");
+        let local = match ctx.last_cursor {
+            None => DateTime::UNIX_EPOCH.naive_utc(),
+            Some(CursorValue::Time(t)) => t
+                .checked_sub_signed(TimeDelta::seconds(ctx.overlap_secs))
+                .ok_or_else(out_of_range)?,
+            Some(number) => {
+                let value = number.number().ok_or_else(out_of_range)?;
+                if self.format.is_none() {
+                    return Ok(value);
+                }
+                convert::to_naive_datetime(&value, ctx.tz)
+                    .and_then(|t| t.checked_sub_signed(TimeDelta::seconds(ctx.overlap_secs)))
+                    .ok_or_else(|| {
+                        FerryError::config(format!(
+                            "LAST_CURSOR: the number {value} does not read as a time"
+                        ))
+                    })?
+            }
+        };
+        let format = self.format.as_ref().unwrap_or(&Formatter::Datetime);
+        format.apply(local, ctx.tz).ok_or_else(out_of_range)
     }
 }
 
@@ -880,6 +1001,53 @@ mod tests {
             .render(&ctx)
             .unwrap();
         assert_eq!(out, json!("2024-05-30 04:00:00"));
+    }
+
+    #[test]
+    fn last_cursor_is_moved_back_by_the_overlap_when_it_is_a_time() {
+        let render = |ctx: &Context<'_>, t: &str| Template::parse(t).unwrap().render(ctx).unwrap();
+        let never = Context::new(now(), SH).with_last_cursor(None, 300);
+        assert_eq!(
+            render(&never, "{{LAST_CURSOR}}"),
+            json!("1970-01-01 00:00:00")
+        );
+        let time = CursorValue::of(&json!("2024-05-29 08:00:00.5"), SH).unwrap();
+        let ctx = Context::new(now(), SH).with_last_cursor(Some(time), 300);
+        assert_eq!(
+            render(&ctx, "{{LAST_CURSOR}}"),
+            json!("2024-05-29 07:55:00")
+        );
+        assert_eq!(
+            render(&ctx, "t >= '{{LAST_CURSOR|datetime}}'"),
+            json!("t >= '2024-05-29 07:55:00'")
+        );
+        let id = CursorValue::of(&json!("18446744073709551615"), SH).unwrap();
+        let ctx = Context::new(now(), SH).with_last_cursor(Some(id), 300);
+        assert_eq!(
+            render(&ctx, "{{LAST_CURSOR}}"),
+            json!(18446744073709551615u64)
+        );
+        let ms = CursorValue::of(&json!(1717000000000i64), SH).unwrap();
+        let ctx = Context::new(now(), SH).with_last_cursor(Some(ms), 300);
+        assert_eq!(
+            render(&ctx, "{{LAST_CURSOR|timestamp_ms}}"),
+            json!(1717000000000i64 - 300_000)
+        );
+    }
+
+    #[test]
+    fn cursor_values_compare_as_numbers_or_times() {
+        let of = |v: Value| CursorValue::of(&v, SH).unwrap();
+        assert_eq!(of(json!(9)).is_after(&of(json!("10"))), Some(false));
+        assert_eq!(of(json!(-1)).is_after(&of(json!(u64::MAX))), Some(false));
+        assert_eq!(of(json!(2.5)).is_after(&of(json!(2))), Some(true));
+        assert_eq!(
+            of(json!("2024-05-29 10:00:00")).is_after(&of(json!("2024-05-29 9:59:59"))),
+            None.or(Some(true))
+        );
+        assert_eq!(of(json!(1)).is_after(&of(json!("2024-05-29"))), None);
+        assert!(CursorValue::of(&json!("abc"), SH).is_none());
+        assert!(CursorValue::of(&Value::Null, SH).is_none());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! Pools are opened once per connection and shared by every scheme that names it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use ferry_core::FerryError;
 use ferry_core::config::Connection;
@@ -23,6 +26,58 @@ pub struct Connections {
     app: Arc<App>,
     state: State,
     pools: Mutex<HashMap<String, MySqlPool>>,
+    /// Connections whose clock was found skewed from Ferry's (logged once each).
+    skewed: std::sync::Mutex<HashSet<String>>,
+}
+
+/// Seconds between Ferry's clock and a source's beyond which the skew is logged.
+pub const SKEW_WARN_SECS: i64 = 60;
+
+/// A MySQL source's clock at one instant: its wall time in the session's time zone (`NOW(6)`,
+/// what the table's own `DEFAULT CURRENT_TIMESTAMP` columns hold) and the same instant in UTC
+/// (`UTC_TIMESTAMP(6)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SourceClock {
+    pub wall: NaiveDateTime,
+    pub utc: DateTime<Utc>,
+}
+
+impl SourceClock {
+    /// The source's UTC offset in seconds (to the minute).
+    pub fn offset_secs(&self) -> i64 {
+        let secs = (self.wall - self.utc.naive_utc()).num_seconds();
+        (secs as f64 / 60.0).round() as i64 * 60
+    }
+
+    /// The zone a run shows this source's times in, and how far instants must be moved so that
+    /// they read as the source's wall time in it. The scheme's zone when its offset is the
+    /// source's now (DST included), else UTC or a whole-hour `Etc/GMT` zone; for other offsets
+    /// (`+05:30`) UTC with the instants shifted, where `|timestamp` formatters are off by the
+    /// shift.
+    pub fn zone(&self, scheme_tz: Tz) -> (Tz, i64) {
+        let offset = self.offset_secs();
+        let at = self.utc.naive_utc();
+        let fits =
+            |tz: Tz| i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc()) == offset;
+        if fits(scheme_tz) {
+            return (scheme_tz, 0);
+        }
+        if offset % 3600 == 0 {
+            // POSIX signs: UTC+8 is Etc/GMT-8.
+            let hours = -offset / 3600;
+            let name = match hours {
+                0 => "UTC".to_string(),
+                h if h > 0 => format!("Etc/GMT+{h}"),
+                h => format!("Etc/GMT{h}"),
+            };
+            if let Ok(tz) = name.parse::<Tz>()
+                && fits(tz)
+            {
+                return (tz, 0);
+            }
+        }
+        (Tz::UTC, offset)
+    }
 }
 
 impl Connections {
@@ -31,7 +86,61 @@ impl Connections {
             app,
             state,
             pools: Mutex::new(HashMap::new()),
+            skewed: std::sync::Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The clock of the scheme's source when it is a MySQL database (`SELECT NOW(6),
+    /// UTC_TIMESTAMP(6)` on its pool, whose sessions keep the server's own time zone); None for
+    /// sources that keep Ferry's clock. A skew of more than [`SKEW_WARN_SECS`] between the two
+    /// clocks is logged once per connection, with both values.
+    pub async fn source_clock(
+        &self,
+        scheme: &LoadedScheme,
+    ) -> Result<Option<SourceClock>, FerryError> {
+        let name = &scheme.scheme.source.connection;
+        let Connection::Mysql(_) = self.connection(name)? else {
+            return Ok(None);
+        };
+        let pool = self.mysql_pool(name).await?;
+        let (wall, utc): (NaiveDateTime, NaiveDateTime) =
+            sqlx::query_as("SELECT NOW(6), UTC_TIMESTAMP(6)")
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| {
+                    let err = ferry_state::mysql::classify(e);
+                    let text = format!(
+                        "connection `{name}`: reading the source's clock: {}",
+                        err.message()
+                    );
+                    match err.class() {
+                        ferry_core::ErrorClass::Config => FerryError::config(text),
+                        _ => FerryError::transient(text),
+                    }
+                })?;
+        let ferry = Utc::now();
+        let clock = SourceClock {
+            wall,
+            utc: DateTime::from_naive_utc_and_offset(utc, Utc),
+        };
+        let skew = (ferry - clock.utc).num_seconds();
+        if skew.abs() > SKEW_WARN_SECS
+            && self
+                .skewed
+                .lock()
+                .map(|mut seen| seen.insert(name.clone()))
+                .unwrap_or(false)
+        {
+            tracing::warn!(
+                connection = %name,
+                ferry_utc = %ferry.format("%Y-%m-%d %H:%M:%S%.3f"),
+                source_utc = %clock.utc.format("%Y-%m-%d %H:%M:%S%.3f"),
+                source_now = %clock.wall.format("%Y-%m-%d %H:%M:%S%.3f"),
+                skew_secs = skew,
+                "the source's clock and Ferry's disagree; windows use the source's"
+            );
+        }
+        Ok(Some(clock))
     }
 
     fn connection(&self, name: &str) -> Result<&Connection, FerryError> {

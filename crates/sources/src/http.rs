@@ -13,17 +13,18 @@
 //! 2. [`ApiSource`] pages through one scheme's API: it renders the scheme's `request` tree per
 //!    page (`{PAGINATION_START_PAGE}`, `{PAGINATION_START_ROW}`, `{PAGINATION_PAGE_SIZE}`,
 //!    `{cursor}`), places each field in the query or the body, takes the records at a JSON
-//!    pointer, and stops on an empty page, a short page, `has_next` false, the total reached or
-//!    no next cursor. A `pagination.max_pages` guard (default [`DEFAULT_MAX_PAGES`]) and a
+//!    pointer, and stops on an empty page, `has_next` false, the total reached or no next
+//!    cursor. A short page does not end a run (servers clamp pages below what is asked) unless
+//!    the scheme sets `pagination.short_page_ends`; offsets advance by the records received.
+//!    A `pagination.max_pages` guard (default [`DEFAULT_MAX_PAGES`]) and a
 //!    check for an API that answers the same page twice make a paging mistake fail loudly
 //!    instead of looping forever.
 //! 3. [`Plain`]: the vendor of the generic `http` kind (fixed headers, HTTP status codes and an
 //!    optional `code` field in the body).
 //!
 //! Lookups (`lookups` in the metadata) enrich each record from a nested array of the record
-//! itself or from a second call, fetched once per run. `LAST_SYNC_TIME` is moved back by
-//! `sync_overlap_secs` (default [`DEFAULT_SYNC_OVERLAP_SECS`]) so that records sharing the
-//! boundary timestamp of the previous run are read again; idCheck absorbs the repeats.
+//! itself or from a second call, fetched once per run. The extractor moves `LAST_SYNC_TIME`
+//! back by the overlap (see [`crate::overlap`]) for every source kind.
 //! The README's connection reference lists every metadata key.
 
 use std::collections::HashMap;
@@ -57,8 +58,6 @@ pub const MAX_RETRY_AFTER_SECS: u64 = 120;
 pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 /// Records per page when neither the scheme nor the vendor says.
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
-/// How far `LAST_SYNC_TIME` is moved back when the scheme sets no `sync_overlap_secs`.
-pub const DEFAULT_SYNC_OVERLAP_SECS: u64 = 300;
 /// Characters of an unexpected answer quoted in an error message.
 const QUOTED_BODY_CHARS: usize = 200;
 
@@ -700,13 +699,8 @@ impl ApiSpec {
         if max_pages == 0 {
             return Err(config_at("pagination.max_pages", "must be at least 1"));
         }
-        let overlap_secs = match opt_uint(extra, "sync_overlap_secs", "sync_overlap_secs")? {
-            Some(secs) => secs,
-            None => opt_uint(pextra, "overlap_secs", "pagination.overlap_secs")?
-                .unwrap_or(DEFAULT_SYNC_OVERLAP_SECS),
-        };
         let short_page_ends = match pextra.get("short_page_ends") {
-            None | Some(Value::Null) => true,
+            None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 return Err(config_at(
@@ -740,7 +734,7 @@ impl ApiSpec {
             cursor_at,
             cursor_param: opt_text(pextra, "cursor_param", "pagination.cursor_param")?,
             short_page_ends,
-            overlap: Duration::from_secs(overlap_secs),
+            overlap: crate::overlap(metadata)?,
             lookups,
         })
     }
@@ -917,20 +911,16 @@ pub struct ApiSource {
 }
 
 impl ApiSource {
-    /// Open a run. `ctx.last_sync` is moved back by the spec's overlap here.
+    /// Open a run. `ctx` comes from the extractor with the overlap already applied.
     pub fn new(
         http: HttpClient,
         vendor: Arc<dyn Vendor>,
         base: &str,
         spec: ApiSpec,
         metadata: Arc<Metadata>,
-        mut ctx: Context<'static>,
+        ctx: Context<'static>,
         id_paths: Vec<String>,
     ) -> ApiSource {
-        if let Some(last) = ctx.last_sync {
-            let overlap = chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default();
-            ctx.last_sync = Some(last - overlap);
-        }
         ApiSource {
             http,
             vendor,
@@ -953,7 +943,7 @@ impl ApiSource {
         &self.spec
     }
 
-    /// The context after the overlap (what `{{LAST_SYNC_TIME}}` renders from).
+    /// The context the requests render with (`{{LAST_SYNC_TIME}}`, `{{LAST_CURSOR}}`).
     pub fn context(&self) -> &Context<'static> {
         &self.ctx
     }
@@ -1133,6 +1123,10 @@ impl Source for ApiSource {
         }
         self.last_ids = Some(ids);
 
+        // Servers may serve fewer records than asked (a page size they clamp): a short page
+        // ends the run only when the scheme says the API never does that. Otherwise the
+        // configured signal (has_next, total, next cursor) decides, and without one the next
+        // page is asked for until one comes back empty.
         let mut done = n == 0 || self.spec.mode == Mode::None;
         if matches!(self.spec.mode, Mode::Page | Mode::Offset)
             && self.spec.short_page_ends
@@ -1398,7 +1392,7 @@ mod tests {
             ApiSpec::resolve(&plain, Defaults::default())
                 .unwrap()
                 .overlap,
-            Duration::from_secs(DEFAULT_SYNC_OVERLAP_SECS)
+            Duration::from_secs(crate::DEFAULT_SYNC_OVERLAP_SECS)
         );
         let top = metadata(json!({"api": "/x", "sync_overlap_secs": 60}));
         assert_eq!(

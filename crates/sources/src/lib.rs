@@ -18,9 +18,42 @@ pub mod row;
 pub mod token;
 pub mod vendors;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use ferry_core::scheme::Metadata;
 use ferry_core::{FerryError, Record};
 use serde_json::Value;
+
+/// How far `LAST_SYNC_TIME` (and a datetime `LAST_CURSOR`) is moved back when the scheme sets
+/// no `sync_overlap_secs`.
+pub const DEFAULT_SYNC_OVERLAP_SECS: u64 = 300;
+
+/// The overlap of a source, every kind alike: `sync_overlap_secs` in the metadata, else
+/// `pagination.overlap_secs`, else [`DEFAULT_SYNC_OVERLAP_SECS`]. The next window starts this
+/// much earlier than the last one began, so records stamped near the boundary (or committed
+/// late) are read again; idempotent writes absorb the repeats.
+pub fn overlap(metadata: &Metadata) -> Result<Duration, FerryError> {
+    let read = |map: &serde_json::Map<String, Value>, key: &str, path: &str| match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .map(Some)
+            .ok_or_else(|| {
+                FerryError::config(format!(
+                    "source.metadata.{path}: expected a whole number of seconds, found {v}"
+                ))
+            }),
+    };
+    let pagination = metadata.pagination.clone().unwrap_or_default();
+    let secs = match read(&metadata.extra, "sync_overlap_secs", "sync_overlap_secs")? {
+        Some(secs) => secs,
+        None => read(&pagination.extra, "overlap_secs", "pagination.overlap_secs")?
+            .unwrap_or(DEFAULT_SYNC_OVERLAP_SECS),
+    };
+    Ok(Duration::from_secs(secs))
+}
 
 /// One page of records, and where the source stands after it.
 #[derive(Debug, Default)]

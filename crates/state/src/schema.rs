@@ -112,4 +112,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         letters INT NOT NULL,
         PRIMARY KEY (run_id, stage, record_id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // The data cursor (`cursor_field`): the largest value the last complete run saw, which
+    // `{{LAST_CURSOR}}` reads, and the largest the current run has seen so far, saved with each
+    // page's position so a resumed run keeps it.
+    "ALTER TABLE ferry_checkpoints
+        ADD COLUMN IF NOT EXISTS data_cursor TEXT NULL,
+        ADD COLUMN IF NOT EXISTS run_data_cursor TEXT NULL",
 ];

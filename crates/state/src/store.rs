@@ -47,6 +47,10 @@ pub struct Checkpoint {
     pub run_id: Option<String>,
     /// Digest of the source settings the cursor was read with.
     pub source_digest: Option<String>,
+    /// The largest `cursor_field` value of the last complete run (`{{LAST_CURSOR}}`).
+    pub data_cursor: Option<serde_json::Value>,
+    /// The largest `cursor_field` value the unfinished run has seen so far.
+    pub run_data_cursor: Option<serde_json::Value>,
 }
 
 /// A page the broker confirmed, as [`State::page_confirmed`] records it.
@@ -59,6 +63,8 @@ pub struct ConfirmedPage<'a> {
     pub cursor: Option<&'a serde_json::Value>,
     /// Digest of the source settings (see [`State::resume_run`]).
     pub source_digest: &'a str,
+    /// The largest `cursor_field` value of the run so far, this page included.
+    pub data_cursor: Option<&'a serde_json::Value>,
 }
 
 /// An interrupted run to continue: its counts so far and the position after its last confirmed
@@ -67,6 +73,8 @@ pub struct ConfirmedPage<'a> {
 pub struct Resume {
     pub run: RunSummary,
     pub cursor: serde_json::Value,
+    /// The largest `cursor_field` value the run had seen by then.
+    pub data_cursor: Option<serde_json::Value>,
 }
 
 /// Where a run stands.
@@ -262,7 +270,7 @@ impl State {
 
     pub async fn checkpoint(&self, scheme: &str) -> Result<Checkpoint> {
         let row = sqlx::query(
-            "SELECT cursor_json, last_sync_time, run_id, source_digest
+            "SELECT cursor_json, last_sync_time, run_id, source_digest, data_cursor, run_data_cursor
              FROM ferry_checkpoints WHERE scheme = ?",
         )
         .bind(scheme)
@@ -271,22 +279,24 @@ impl State {
         let Some(row) = row else {
             return Ok(Checkpoint::default());
         };
-        let cursor: Option<String> = row.try_get(0)?;
-        let cursor = match cursor {
-            Some(text) => Some(
+        let json = |i: usize| -> Result<Option<serde_json::Value>> {
+            let text: Option<String> = row.try_get(i)?;
+            text.map(|text| {
                 serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
                     scheme: scheme.to_string(),
                     message: e.to_string(),
-                })?,
-            ),
-            None => None,
+                })
+            })
+            .transpose()
         };
         let last: Option<NaiveDateTime> = row.try_get(1)?;
         Ok(Checkpoint {
-            cursor,
+            cursor: json(0)?,
             last_sync_time: last.map(utc),
             run_id: row.try_get(2)?,
             source_digest: row.try_get(3)?,
+            data_cursor: json(4)?,
+            run_data_cursor: json(5)?,
         })
     }
 
@@ -303,15 +313,18 @@ impl State {
         .await?;
         if let Some(cursor) = page.cursor {
             sqlx::query(
-                "INSERT INTO ferry_checkpoints (scheme, cursor_json, run_id, source_digest, updated_at)
-                 VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))
+                "INSERT INTO ferry_checkpoints
+                     (scheme, cursor_json, run_id, source_digest, run_data_cursor, updated_at)
+                 VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
                  ON DUPLICATE KEY UPDATE cursor_json = VALUES(cursor_json), run_id = VALUES(run_id),
-                     source_digest = VALUES(source_digest), updated_at = VALUES(updated_at)",
+                     source_digest = VALUES(source_digest),
+                     run_data_cursor = VALUES(run_data_cursor), updated_at = VALUES(updated_at)",
             )
             .bind(page.scheme)
             .bind(cursor.to_string())
             .bind(page.run_id)
             .bind(page.source_digest)
+            .bind(page.data_cursor.map(|v| v.to_string()))
             .execute(&mut *tx)
             .await?;
         }
@@ -324,6 +337,7 @@ impl State {
     /// everything (it failed, or its extractor died). The run is marked `extracting` again.
     pub async fn resume_run(&self, scheme: &str, source_digest: &str) -> Result<Option<Resume>> {
         let checkpoint = self.checkpoint(scheme).await?;
+        let data_cursor = checkpoint.run_data_cursor;
         let (Some(cursor), Some(run_id)) = (checkpoint.cursor, checkpoint.run_id) else {
             return Ok(None);
         };
@@ -345,7 +359,11 @@ impl State {
         let Some(run) = self.run(&run_id).await? else {
             return Ok(None);
         };
-        Ok(Some(Resume { run, cursor }))
+        Ok(Some(Resume {
+            run,
+            cursor,
+            data_cursor,
+        }))
     }
 
     /// Forget the position of `scheme`'s unfinished run so the next extraction starts from the
@@ -358,7 +376,7 @@ impl State {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE ferry_checkpoints SET cursor_json = NULL, run_id = NULL, source_digest = NULL,
-                 updated_at = UTC_TIMESTAMP(6)
+                 run_data_cursor = NULL, updated_at = UTC_TIMESTAMP(6)
              WHERE scheme = ?",
         )
         .bind(scheme)
@@ -375,17 +393,27 @@ impl State {
         Ok(Some(run_id))
     }
 
-    /// Record that a run extracted everything from `since`: the next run's `LAST_SYNC_TIME`.
-    /// The cursor is cleared: the next run starts from the beginning of its window.
-    pub async fn complete_sync(&self, scheme: &str, since: DateTime<Utc>) -> Result<()> {
+    /// Record that a run extracted everything from `since`: the next run's `LAST_SYNC_TIME`;
+    /// and, when the run saw any `cursor_field` value, the largest: the next `LAST_CURSOR` (a
+    /// run that saw none keeps the previous one). The position is cleared: the next run starts
+    /// from the beginning of its window.
+    pub async fn complete_sync(
+        &self,
+        scheme: &str,
+        since: DateTime<Utc>,
+        data_cursor: Option<&serde_json::Value>,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, updated_at)
-             VALUES (?, NULL, ?, UTC_TIMESTAMP(6))
+            "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, data_cursor, updated_at)
+             VALUES (?, NULL, ?, ?, UTC_TIMESTAMP(6))
              ON DUPLICATE KEY UPDATE cursor_json = NULL, run_id = NULL, source_digest = NULL,
-                 last_sync_time = VALUES(last_sync_time), updated_at = VALUES(updated_at)",
+                 run_data_cursor = NULL, last_sync_time = VALUES(last_sync_time),
+                 data_cursor = COALESCE(VALUES(data_cursor), data_cursor),
+                 updated_at = VALUES(updated_at)",
         )
         .bind(scheme)
         .bind(since.naive_utc())
+        .bind(data_cursor.map(|v| v.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())

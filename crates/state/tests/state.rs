@@ -45,6 +45,7 @@ fn page<'a>(
         records,
         cursor,
         source_digest: DIGEST,
+        data_cursor: None,
     }
 }
 
@@ -92,7 +93,9 @@ async fn an_interrupted_run_resumes_after_its_last_confirmed_page_with_the_same_
 
     // A run that extracted everything is never resumed: its cursor is gone.
     s.end_extraction("r1", None).await.unwrap();
-    s.complete_sync("s", chrono::Utc::now()).await.unwrap();
+    s.complete_sync("s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
     assert_eq!(s.resume_run("s", DIGEST).await.unwrap(), None);
     db.drop_db().await;
 }
@@ -122,7 +125,7 @@ async fn migrations_are_idempotent_and_checkpoints_round_trip() {
     );
 
     let since = chrono::Utc::now();
-    db.state.complete_sync("s", since).await.unwrap();
+    db.state.complete_sync("s", since, None).await.unwrap();
     let cp = db.state.checkpoint("s").await.unwrap();
     assert_eq!((cp.cursor, cp.run_id), (None, None));
     assert_eq!(

@@ -4,10 +4,16 @@
 //! One run of one scheme, in order:
 //! 1. take the scheme's extract lease in the state database (replicas never run a scheme twice
 //!    at once; a crashed holder's lease expires after [`LEASE_SECS`]);
-//! 2. open the source with the run's clock and `LAST_SYNC_TIME` from the checkpoint;
+//! 2. open the source with the run's clock and, from the checkpoint, `LAST_SYNC_TIME` and
+//!    `LAST_CURSOR`, both moved back by the overlap. A MySQL source's run goes by the
+//!    source's own clock (`NOW(6)` on the source, in its session time zone), so its windows
+//!    compare with the table's own timestamps; other sources go by Ferry's clock in the
+//!    scheme's zone;
 //! 3. for each page: publish it and wait for the broker's confirm, then count it and move the
-//!    cursor, in one transaction (a page is never counted before the broker has it);
-//! 4. at the end, record the run's start as the next `LAST_SYNC_TIME`.
+//!    cursor (and the largest `cursor_field` value seen so far), in one transaction (a page is
+//!    never counted before the broker has it);
+//! 4. at the end, record the run's start as the next `LAST_SYNC_TIME` and the largest
+//!    `cursor_field` value as the next `LAST_CURSOR` (a run that saw none keeps the last).
 //!
 //! A run that did not get to the end (its extractor was killed, lost the broker, or stopped on a
 //! signal) is resumed by the next one: same run id, same clock and window, from the cursor after
@@ -27,7 +33,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use ferry_bus::{Bus, Headers, Publisher, Stage, names};
 use ferry_core::load::LoadedScheme;
-use ferry_core::template::Context;
+use ferry_core::template::{Context, CursorValue};
 use ferry_core::{Envelope, ErrorClass, FerryError};
 use ferry_state::{ConfirmedPage, Resume, State};
 use tracing::Instrument;
@@ -157,6 +163,7 @@ impl Extractor {
             ))
         })?;
         let started = Instant::now();
+        let clock = self.connections.source_clock(scheme).await?;
         // A resumed run keeps its clock: NOW() and the next LAST_SYNC_TIME are the first start's.
         let started_utc = match &resume {
             Some(resume) => {
@@ -171,7 +178,7 @@ impl Extractor {
                 resume.run.started_at
             }
             None => {
-                let now = chrono::Utc::now();
+                let now = clock.map_or_else(chrono::Utc::now, |c| c.utc);
                 let traceparent = ferry_bus::trace::traceparent(&span.context());
                 self.state
                     .start_run(run_id, name, now, traceparent.as_deref())
@@ -180,9 +187,11 @@ impl Extractor {
             }
         };
         let checkpoint = self.state.checkpoint(name).await?;
-        let mut ctx = Context::new(started_utc.with_timezone(&tz), tz);
-        if let Some(last) = checkpoint.last_sync_time {
-            ctx = ctx.with_last_sync(Some(last.with_timezone(&tz)));
+        let window = Window::new(scheme, tz, clock.as_ref())?;
+        let ctx = window.context(started_utc, &checkpoint)?;
+        let mut data_cursor = DataCursor::new(window.cursor_field.clone(), window.tz);
+        if let Some(seen) = resume.as_ref().and_then(|r| r.data_cursor.as_ref()) {
+            data_cursor.observe(seen, "the resumed run's saved cursor")?;
         }
         let publisher = self.bus.publisher().await.map_err(bus_error)?;
         let outcome = self
@@ -196,6 +205,7 @@ impl Extractor {
                 },
                 resume.as_ref(),
                 ctx,
+                &mut data_cursor,
                 &publisher,
                 shutdown,
             )
@@ -203,7 +213,9 @@ impl Extractor {
         match outcome {
             Ok((pages, records)) => {
                 self.state.end_extraction(run_id, None).await?;
-                self.state.complete_sync(name, started_utc).await?;
+                self.state
+                    .complete_sync(name, started_utc, data_cursor.max())
+                    .await?;
                 self.state.finish_if_settled(run_id).await?;
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(
@@ -239,6 +251,7 @@ impl Extractor {
         run: &RunIdentity<'_>,
         resume: Option<&Resume>,
         ctx: Context<'static>,
+        data_cursor: &mut DataCursor,
         publisher: &Publisher,
         shutdown: &Shutdown,
     ) -> Result<(u64, u64), FerryError> {
@@ -299,6 +312,9 @@ impl Extractor {
             };
             let Some(page) = page else { break };
             let n = page.records.len() as u64;
+            for record in &page.records {
+                data_cursor.observe_record(record)?;
+            }
             pages += 1;
             records += n;
             let envelope = Envelope {
@@ -322,6 +338,7 @@ impl Extractor {
                     records: n,
                     cursor: page.cursor.as_ref(),
                     source_digest: digest,
+                    data_cursor: data_cursor.max(),
                 })
                 .await?;
             crate::metrics::global().add(crate::metrics::PAGES, name, "extract", 1);
@@ -401,6 +418,154 @@ impl Extractor {
                 }
             }
         }
+    }
+}
+
+/// How a run's window is drawn: the zone its times are shown in (the source's for MySQL),
+/// the overlap, and the data cursor field.
+struct Window {
+    tz: Tz,
+    /// Seconds added to instants so they read as the source's wall time in `tz` (see
+    /// [`crate::connections::SourceClock::zone`]); 0 but for unusual offsets.
+    shift: i64,
+    overlap_secs: i64,
+    cursor_field: Option<String>,
+    cursor_start: Option<serde_json::Value>,
+}
+
+impl Window {
+    fn new(
+        scheme: &LoadedScheme,
+        scheme_tz: Tz,
+        clock: Option<&crate::connections::SourceClock>,
+    ) -> Result<Window, FerryError> {
+        let metadata = &scheme.scheme.source.metadata;
+        let (tz, shift) = clock.map_or((scheme_tz, 0), |c| c.zone(scheme_tz));
+        let overlap = ferry_sources::overlap(metadata)?;
+        let cursor_field = match metadata.extra.get("cursor_field") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                Some(s.trim().to_string())
+            }
+            Some(other) => {
+                return Err(FerryError::config(format!(
+                    "source.metadata.cursor_field: expected the name of a record field, found {other}"
+                )));
+            }
+        };
+        let cursor_start = metadata
+            .extra
+            .get("cursor_start")
+            .filter(|v| !v.is_null())
+            .cloned();
+        if let Some(start) = &cursor_start
+            && CursorValue::of(start, tz).is_none()
+        {
+            return Err(FerryError::config(format!(
+                "source.metadata.cursor_start: {start} is neither a number nor a datetime"
+            )));
+        }
+        Ok(Window {
+            tz,
+            shift,
+            overlap_secs: i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX),
+            cursor_field,
+            cursor_start,
+        })
+    }
+
+    /// The run's template context: now is the run's start, `LAST_SYNC_TIME` the last complete
+    /// run's start and `LAST_CURSOR` its largest cursor value (else `cursor_start`), both
+    /// moved back by the overlap.
+    fn context(
+        &self,
+        started_utc: chrono::DateTime<chrono::Utc>,
+        checkpoint: &ferry_state::Checkpoint,
+    ) -> Result<Context<'static>, FerryError> {
+        let shift = chrono::TimeDelta::seconds(self.shift);
+        let overlap = chrono::TimeDelta::seconds(self.overlap_secs);
+        let out_of_range = || FerryError::config("the run's clock is out of range");
+        let now = started_utc
+            .checked_add_signed(shift)
+            .ok_or_else(out_of_range)?
+            .with_timezone(&self.tz);
+        let last_sync = checkpoint
+            .last_sync_time
+            .map(|t| {
+                t.checked_add_signed(shift - overlap)
+                    .map(|t| t.with_timezone(&self.tz))
+                    .ok_or_else(out_of_range)
+            })
+            .transpose()?;
+        let last_cursor = match checkpoint.data_cursor.as_ref().or(self.cursor_start.as_ref()) {
+            Some(value) => Some(CursorValue::of(value, self.tz).ok_or_else(|| {
+                FerryError::config(format!(
+                    "source.metadata.cursor_field: the saved cursor {value} is neither a number                      nor a datetime"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(Context::new(now, self.tz)
+            .with_last_sync(last_sync)
+            .with_last_cursor(last_cursor, self.overlap_secs))
+    }
+}
+
+/// The largest value of the source's `cursor_field` a run has seen (none without a field).
+struct DataCursor {
+    field: Option<String>,
+    tz: Tz,
+    max: Option<(serde_json::Value, CursorValue)>,
+}
+
+impl DataCursor {
+    fn new(field: Option<String>, tz: Tz) -> DataCursor {
+        DataCursor {
+            field,
+            tz,
+            max: None,
+        }
+    }
+
+    /// The largest value so far, as the source gave it.
+    fn max(&self) -> Option<&serde_json::Value> {
+        self.max.as_ref().map(|(v, _)| v)
+    }
+
+    fn observe_record(&mut self, record: &ferry_core::Record) -> Result<(), FerryError> {
+        let Some(field) = &self.field else {
+            return Ok(());
+        };
+        match ferry_core::template::lookup(&record.data, field) {
+            None | Some(serde_json::Value::Null) => Ok(()),
+            Some(value) => {
+                let value = value.clone();
+                self.observe(&value, &format!("record `{}`", record.id))
+            }
+        }
+    }
+
+    /// Keep `value` if it is the largest so far; `whose` names it in errors.
+    fn observe(&mut self, value: &serde_json::Value, whose: &str) -> Result<(), FerryError> {
+        let field = self.field.as_deref().unwrap_or_default();
+        let Some(read) = CursorValue::of(value, self.tz) else {
+            return Err(FerryError::config(format!(
+                "source.metadata.cursor_field: `{field}` of {whose} is {value}, neither a number                  nor a datetime; name a field that is one"
+            )));
+        };
+        let later = match &self.max {
+            None => true,
+            Some((_, max)) => read.is_after(max).ok_or_else(|| {
+                FerryError::config(format!(
+                    "source.metadata.cursor_field: `{field}` of {whose} is {value}, but earlier                      records had {}; a cursor is all numbers or all datetimes",
+                    self.max().cloned().unwrap_or_default()
+                ))
+            })?,
+        };
+        if later {
+            self.max = Some((value.clone(), read));
+        }
+        Ok(())
     }
 }
 
