@@ -876,12 +876,15 @@ impl Harness {
         });
         let metadata: Metadata = serde_json::from_value(metadata).unwrap();
         let now = chrono::Utc::now().with_timezone(&SHANGHAI);
+        // The extractor moves LAST_SYNC_TIME back by the source's overlap.
+        let overlap = chrono::TimeDelta::from_std(ferry_sources::overlap(&metadata)?).unwrap();
         let last = last_sync.map(|t| {
             SHANGHAI
                 .from_local_datetime(
                     &NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap(),
                 )
                 .unwrap()
+                - overlap
         });
         let ctx = Context::new(now, SHANGHAI).with_last_sync(last);
         ferry_sources::vendors::open(
