@@ -428,8 +428,8 @@ async fn seed_000_offset_paging_into_a_plain_insert_is_idempotent() {
   }} }} }}"#
         ),
     );
-    // DAYS_AGO_1 is computed in the scheme's zone (Asia/Shanghai), NOW() in the server's; the
-    // recent rows are minutes old and the old ones three days, so either way the window is clear.
+    // DAYS_AGO_1 is computed on the source's clock, like the rows' NOW(): the recent rows are
+    // minutes old and the old ones three days, so the window is clear.
     let first = world.ferry(&["run", "--once"]);
     let out = String::from_utf8_lossy(&first.stdout).to_string();
     assert!(
