@@ -451,11 +451,9 @@ fn check_endpoint(
         ));
     }
     let mysql = connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql);
-    if mysql {
-        check_main_sql(meta, &at("metadata"), out);
-    }
     check_write_mode(meta, role, mysql, &at("metadata"), out);
     if mysql {
+        check_main_sql(meta, &at("metadata"), out);
         if role == Role::Source
             && let Some(mode) = meta.pagination.as_ref().and_then(|p| p.mode.as_deref())
             && matches!(mode, "page" | "cursor")

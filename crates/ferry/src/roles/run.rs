@@ -625,17 +625,12 @@ pub async fn run(
     let mut total = 0;
     for (name, run_id, count) in &dead {
         total += count;
-        let stages = pipeline
-            .state
-            .dead_by_stage(run_id)
-            .await
-            .unwrap_or_default();
-        let stages: Vec<String> = if stages.is_empty() {
-            vec!["load".into()]
-        } else {
-            stages.into_iter().map(|(stage, _)| stage).collect()
+        // By stage, from the state database; should that fail, the load, where most fail.
+        let stages = match pipeline.state.dead_by_stage(run_id).await {
+            Ok(stages) if !stages.is_empty() => stages,
+            _ => vec![("load".to_string(), *count)],
         };
-        for stage in stages {
+        for (stage, count) in stages {
             println!(
                 "{name}: {count} record(s) dead-lettered; fix the cause, then replay them: \
                  ferry replay --scheme {name} --stage {stage}"
