@@ -854,6 +854,7 @@ fn contact_record(name: &str, company: &str) -> Record {
     Record {
         id: name.to_string(),
         data: json!({"title": "平台网站用户留言推送", "header": "用户留言", "name": name, "company": company}),
+        source: None,
     }
 }
 

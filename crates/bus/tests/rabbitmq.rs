@@ -68,6 +68,7 @@ fn envelope(scheme: &str, ids: &[&str]) -> Envelope {
             .map(|id| Record {
                 id: id.to_string(),
                 data: json!({"company": "某某公司 😀", "id": id, "amount": "12.30"}),
+                source: None,
             })
             .collect(),
     }

@@ -55,6 +55,7 @@ fn envelope(scheme: &str, id: &str) -> Envelope {
         records: vec![Record {
             id: id.into(),
             data: json!({"name": "王五 🚚"}),
+            source: None,
         }],
     }
 }

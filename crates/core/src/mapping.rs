@@ -318,6 +318,7 @@ impl Mapper {
             Record {
                 id: record.id.clone(),
                 data: Value::Object(data),
+                source: None,
             },
             names,
         ))
@@ -464,6 +465,7 @@ mod tests {
         let record = Record {
             id: "abc-123".into(),
             data,
+            source: None,
         };
         let out = mapper.map(&record, &Context::new(now(), SH)).unwrap();
         assert_eq!(out.id, "abc-123");
@@ -515,6 +517,7 @@ mod tests {
         let record = Record {
             id: "张三".into(),
             data: json!({"id": 7, "name": "张三", "phone": 13800138000_i64, "company": "某某公司 😀", "created_at": "2023-10-01 12:00:00"}),
+            source: None,
         };
         let out = mapper.map(&record, &Context::new(now(), SH)).unwrap();
         assert_eq!(
@@ -572,6 +575,7 @@ mod tests {
         let record = Record {
             id: "r-1".into(),
             data: json!({"d": "not a date"}),
+            source: None,
         };
         let err = mapper.map(&record, &Context::new(now(), SH)).unwrap_err();
         assert_eq!(err.path(), Some("main_params.datetime_new"));
@@ -758,6 +762,7 @@ mod tests {
         let record = Record {
             id: "1".into(),
             data: json!({"name": "张三🚀", "phone": null, "extend": {}, "items": [{"sku": "A"}, {}]}),
+            source: None,
         };
         let (out, absent) = mapper
             .map_noting_absent(&record, &Context::new(now(), SH))

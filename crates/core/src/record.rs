@@ -2,7 +2,9 @@
 //!
 //! A message body is one page or batch: `{"scheme", "run_id", "seq", "records": [{"id", "data"}]}`.
 //! A dead letter holds exactly one record. `data` is the record as a JSON object: the source's
-//! row or item before `ferry transform`, the rendered target request tree after it.
+//! row or item before `ferry transform`, the rendered target request tree after it. A record on
+//! its way to the load stage also carries `source`, the source record it was rendered from, so
+//! that a load dead letter can be rendered again after a mapping fix (`ferry replay --rerender`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +14,21 @@ use serde_json::Value;
 pub struct Record {
     pub id: String,
     pub data: Value,
+    /// After the transform: the source record `data` was rendered from (absent before the
+    /// transform, and in messages written by a Ferry that did not keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Value>,
+}
+
+impl Record {
+    /// A record as a source yields it: no rendering behind it yet.
+    pub fn new(id: impl Into<String>, data: Value) -> Record {
+        Record {
+            id: id.into(),
+            data,
+            source: None,
+        }
+    }
 }
 
 /// The body of every message on a Ferry queue.
@@ -71,9 +88,18 @@ mod tests {
             records: vec![Record {
                 id: "张三🚀".into(),
                 data: json!({"company": "某某公司 😀", "amount": "12.30"}),
+                source: Some(json!({"公司": "某某公司 😀"})),
             }],
         };
         let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn a_record_without_a_source_reads_and_writes_as_before() {
+        let old = br#"{"scheme":"s","run_id":"r","seq":1,"records":[{"id":"1","data":{"a":1}}]}"#;
+        let env = Envelope::from_bytes(old).unwrap();
+        assert_eq!(env.records[0], Record::new("1", json!({"a": 1})));
+        assert_eq!(env.to_bytes(), old.to_vec());
     }
 }

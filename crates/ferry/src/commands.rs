@@ -312,6 +312,7 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
         let record = Record {
             id: id.clone(),
             data,
+            source: None,
         };
         match handler.map_record(&record, now) {
             Ok((mapped, absent)) => {

@@ -99,6 +99,7 @@ mod tests {
         let r = |id: &str, v: i64| Record {
             id: id.into(),
             data: json!({ "v": v }),
+            source: None,
         };
         let (kept, dropped) =
             collapse_by_id(vec![r("a", 1), r("b", 2), r("a", 3), r("", 4), r("", 5)]);

@@ -1038,6 +1038,7 @@ mod tests {
             record: Record {
                 id: name.into(),
                 data,
+                source: None,
             },
             digest: content.digest(),
             content,

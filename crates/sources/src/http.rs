@@ -1101,7 +1101,7 @@ impl Source for ApiSource {
             let mut data = self.vendor.shape(item);
             self.enrich(&mut data).await?;
             let id = self.id_of(&data);
-            records.push(Record { id, data });
+            records.push(Record::new(id, data));
         }
         self.pages += 1;
         self.offset += n;

@@ -187,7 +187,7 @@ impl Source for MysqlSource {
             let data = decoder.decode(&row).map_err(FerryError::record)?;
             let data = Value::Object(data);
             let id = record_id(&data, self.id_field.as_deref()).unwrap_or_default();
-            records.push(Record { id, data });
+            records.push(Record::new(id, data));
         }
         drop(stream);
         self.pages += 1;

@@ -3,7 +3,8 @@
 //!
 //! Per record: `formatResponse` renames and converts the source fields, then the target's
 //! request tree is rendered against the record. A record that fails either step is dead-lettered
-//! alone with its field path; the rest of the page moves on.
+//! alone with its field path; the rest of the page moves on. Each rendered record carries the
+//! source record it came from (`Record::source`), so a load dead letter can be rendered again.
 
 use std::collections::BTreeMap;
 
@@ -71,6 +72,7 @@ impl Transformer {
         let shaped = Record {
             id: record.id.clone(),
             data,
+            source: None,
         };
         self.mapper
             .map_noting_absent(&shaped, &Context::new(now, self.tz))
@@ -141,7 +143,10 @@ impl Handler for TransformHandler {
         let mut absent: BTreeMap<String, u64> = BTreeMap::new();
         for record in &envelope.records {
             match t.map_record(record, now) {
-                Ok((r, lacking)) => {
+                Ok((mut r, lacking)) => {
+                    // Kept so that a load dead letter can be rendered again after a mapping fix
+                    // (`ferry replay --rerender`); it roughly doubles the load message.
+                    r.source = Some(record.data.clone());
                     for placeholder in lacking {
                         *absent.entry(placeholder).or_default() += 1;
                     }

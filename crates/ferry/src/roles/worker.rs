@@ -353,6 +353,7 @@ mod tests {
                 .map(|id| Record {
                     id: id.to_string(),
                     data: json!({}),
+                    source: None,
                 })
                 .collect(),
         }
