@@ -233,3 +233,34 @@ impl Connections {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(wall: &str, utc: &str) -> SourceClock {
+        let parse = |t: &str| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        SourceClock {
+            wall: parse(wall),
+            utc: DateTime::from_naive_utc_and_offset(parse(utc), Utc),
+        }
+    }
+
+    #[test]
+    fn a_source_clock_is_shown_in_a_zone_with_its_offset() {
+        let shanghai = chrono_tz::Asia::Shanghai;
+        // A UTC server, a scheme at the default zone.
+        let utc = clock("2026-12-01 08:00:00.250", "2026-12-01 08:00:00.250");
+        assert_eq!(utc.zone(shanghai), (Tz::UTC, 0));
+        // A server at +08:00 and the scheme in Shanghai: the scheme's own zone.
+        let east = clock("2026-12-01 16:00:00", "2026-12-01 08:00:00");
+        assert_eq!(east.offset_secs(), 8 * 3600);
+        assert_eq!(east.zone(shanghai), (shanghai, 0));
+        // A server at -05:00: Etc/GMT+5 (POSIX signs).
+        let west = clock("2026-12-01 03:00:00", "2026-12-01 08:00:00");
+        assert_eq!(west.zone(shanghai), (chrono_tz::Etc::GMTPlus5, 0));
+        // +05:30 has no Etc zone: UTC, instants shifted by the offset.
+        let india = clock("2026-12-01 13:30:00", "2026-12-01 08:00:00");
+        assert_eq!(india.zone(shanghai), (Tz::UTC, 5 * 3600 + 1800));
+    }
+}

@@ -420,3 +420,43 @@ async fn tokens_expire_with_a_margin() {
     assert_eq!(s.token("okki", Duration::ZERO).await.unwrap(), None);
     db.drop_db().await;
 }
+
+/// The data cursor: the largest `cursor_field` value so far is saved with each page's position
+/// (a resumed run gets it back), promoted by the end of a complete run, and kept by a complete
+/// run that saw no value.
+#[tokio::test]
+async fn the_data_cursor_survives_a_resume_and_a_run_that_saw_no_value() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.start_run("r1", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    let position = serde_json::json!({"last_id": 5});
+    let seen = serde_json::json!("2024-03-01 10:00:00");
+    s.page_confirmed(&ConfirmedPage {
+        data_cursor: Some(&seen),
+        ..page("r1", 5, Some(&position))
+    })
+    .await
+    .unwrap();
+    s.end_extraction("r1", Some("stopped")).await.unwrap();
+    let resume = s.resume_run("s", DIGEST).await.unwrap().expect("resumable");
+    assert_eq!(resume.data_cursor.as_ref(), Some(&seen));
+    assert_eq!(s.checkpoint("s").await.unwrap().data_cursor, None);
+
+    s.end_extraction("r1", None).await.unwrap();
+    s.complete_sync("s", chrono::Utc::now(), Some(&seen))
+        .await
+        .unwrap();
+    let checkpoint = s.checkpoint("s").await.unwrap();
+    assert_eq!(
+        (checkpoint.data_cursor.as_ref(), checkpoint.run_data_cursor),
+        (Some(&seen), None)
+    );
+    // The next run saw no row: LAST_CURSOR stays where it was.
+    s.complete_sync("s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    assert_eq!(s.checkpoint("s").await.unwrap().data_cursor, Some(seen));
+    db.drop_db().await;
+}
