@@ -243,6 +243,43 @@ async fn each_write_mode_on_a_changed_record_writes_and_counts_what_it_says() {
     world.clean().await;
 }
 
+/// A plain INSERT without `write_mode` or `idCheck` refuses a key the table has: the record is
+/// dead-lettered, and its error says which `write_mode` to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_insert_without_write_mode_dead_letters_a_duplicate_and_says_what_to_set() {
+    let mut world = World::new("wd").await;
+    let (src, dst) = customers(&mut world, &["plain_t"]).await;
+    world
+        .exec(&format!(
+            "INSERT INTO `{dst}`.plain_t VALUES (3, '李四 旧', '北京', 1.00)"
+        ))
+        .await;
+    write_toml(&mut world, &src, &dst);
+    let scheme = customers_scheme(&mut world, "plain", "plain_t", "execute", json!({}));
+    let out = world.ferry(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", all_output(&out));
+    assert!(
+        summary(&stdout(&out), &scheme).contains("4 records: 3 inserted, 1 dead-lettered"),
+        "{}",
+        all_output(&out)
+    );
+    let letters = common::drain_queue(&format!("ferry.{scheme}.load.dlq")).await;
+    assert_eq!(letters.len(), 1);
+    let error = &letters[0].1["x-ferry-error"];
+    assert!(
+        error.contains("Duplicate entry '3'")
+            && error.contains("set the target's write_mode to `insert` to keep the row the target has, or `update` to update it"),
+        "{error}"
+    );
+    assert_eq!(
+        world
+            .scalar_string(&format!("SELECT name FROM `{dst}`.plain_t WHERE id = 3"))
+            .await,
+        "李四 旧"
+    );
+    world.clean().await;
+}
+
 /// `write_mode` is checked by `ferry lint`, naming the file and the JSON path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_names_the_file_and_path_of_a_bad_write_mode() {

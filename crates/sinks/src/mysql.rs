@@ -146,7 +146,7 @@ impl MysqlSink {
                     }
                     match classify_ref(&e) {
                         err @ FerryError::Record { .. } => {
-                            let err = refused(err, &e).with_record_id(&record.id);
+                            let err = self.refused(err, &e).with_record_id(&record.id);
                             report.failed.push((record, err));
                         }
                         err => return Err(err),
@@ -156,6 +156,19 @@ impl MysqlSink {
         }
         tx.commit().await.map_err(|e| classify_ref(&e))?;
         Ok(())
+    }
+
+    /// A record error; a duplicate key refused by a plain INSERT (no `write_mode`, no `idCheck`)
+    /// says how to choose otherwise.
+    fn refused(&self, err: FerryError, cause: &sqlx::Error) -> FerryError {
+        if self.on_duplicate == OnDuplicate::Refuse && is_duplicate_key(cause) {
+            FerryError::record(format!(
+                "{err} (main_sql is a plain INSERT: set the target's write_mode to `insert` to \
+                 keep the row the target has, or `update` to update it)"
+            ))
+        } else {
+            err
+        }
     }
 
     /// Add a statement of `rows` rows, `affected` affected rows and `dups` duplicate keys to the
@@ -231,7 +244,7 @@ impl MysqlSink {
                     }
                     if rows.len() == 1 {
                         let (record, _) = rows.into_iter().next().expect("one row");
-                        let err = refused(err, &e).with_record_id(&record.id);
+                        let err = self.refused(err, &e).with_record_id(&record.id);
                         report.failed.push((record, err));
                         return Ok(());
                     }
@@ -278,19 +291,6 @@ impl Duplicates {
         let delta = now.saturating_sub(self.seen);
         self.seen = now;
         Ok(delta)
-    }
-}
-
-/// A record error; a duplicate key (only refused by a plain INSERT without `write_mode` or
-/// `idCheck`) says how to choose otherwise.
-fn refused(err: FerryError, cause: &sqlx::Error) -> FerryError {
-    if is_duplicate_key(cause) {
-        FerryError::record(format!(
-            "{err} (main_sql is a plain INSERT: set the target's write_mode to `insert` to keep \
-             the row the target has, or `update` to update it)"
-        ))
-    } else {
-        err
     }
 }
 
