@@ -467,8 +467,9 @@ impl Formatter {
 pub const FORMATTERS: [&str; 4] = ["datetime", "date", "timestamp", "timestamp_ms"];
 
 /// Ferry's own variable names, as lint suggests them (`DAYS_AGO_n` shown with `1`).
-pub const FERRY_VARIABLES: [&str; 10] = [
+pub const FERRY_VARIABLES: [&str; 11] = [
     "LAST_SYNC_TIME",
+    "LAST_CURSOR",
     "CURRENT_TIME",
     "PAGINATION_PAGE_SIZE",
     "PAGINATION_START_ROW",
@@ -481,7 +482,7 @@ pub const FERRY_VARIABLES: [&str; 10] = [
 ];
 
 /// Ferry's own variable names as messages list them.
-pub const FERRY_VARIABLE_LIST: &str = "LAST_SYNC_TIME, CURRENT_TIME, TODAY, YESTERDAY, \
+pub const FERRY_VARIABLE_LIST: &str = "LAST_SYNC_TIME, LAST_CURSOR, CURRENT_TIME, TODAY, YESTERDAY, \
     DAYS_AGO_n, HOURS_AGO_n, MINUTES_AGO_n, PAGINATION_PAGE_SIZE, PAGINATION_START_ROW, \
     PAGINATION_START_PAGE";
 
