@@ -301,7 +301,8 @@ async fn a_data_cursor_skips_none_of_the_rows_that_share_its_boundary_value() {
 const API_TOTAL: u64 = 237;
 
 /// A mock API that serves at most half the page size asked for: `/pages` by page number and
-/// `/offset` by row offset, each with (`?total=1`) or without the total in its answer.
+/// `/offset` by row offset, each with (`?total=1`) or without the total in its answer, and
+/// `/stubborn`, which answers every page number past the end with the last page.
 async fn clamping_api() -> SocketAddr {
     use axum::extract::Query;
     use axum::routing::get;
@@ -328,6 +329,16 @@ async fn clamping_api() -> SocketAddr {
                 answer((page - 1) * size, size, q.contains_key("total"))
             }),
         )
+        // Past the end, every page number gets the last page again.
+        .route(
+            "/stubborn",
+            get(move |Query(q): Query<HashMap<String, String>>| async move {
+                let size = number(&q, "size") / 2;
+                let last = API_TOTAL.div_ceil(size);
+                let page = number(&q, "page").clamp(1, last);
+                answer((page - 1) * size, size, false)
+            }),
+        )
         .route(
             "/offset",
             get(move |Query(q): Query<HashMap<String, String>>| async move {
@@ -348,7 +359,8 @@ async fn clamping_api() -> SocketAddr {
 
 /// An API that serves half the page asked for ends no run early: with a total in its answer the
 /// total decides, without one the run asks again after a short page and only an empty page ends
-/// it; offsets advance by what was received. Every record arrives exactly once.
+/// it (or the last page served again after a short one); offsets advance by what was received.
+/// Every record arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_that_clamps_pages_to_half_the_asked_size_loses_no_record() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -365,6 +377,7 @@ async fn an_api_that_clamps_pages_to_half_the_asked_size_loses_no_record() {
     let cases = [
         ("pages", true, "page", "{PAGINATION_START_PAGE}", "size"),
         ("pages", false, "page", "{PAGINATION_START_PAGE}", "size"),
+        ("stubborn", false, "page", "{PAGINATION_START_PAGE}", "size"),
         ("offset", true, "offset", "{PAGINATION_START_ROW}", "limit"),
         ("offset", false, "offset", "{PAGINATION_START_ROW}", "limit"),
     ];

@@ -1113,6 +1113,14 @@ impl Source for ApiSource {
             && ids.iter().all(|id| !id.is_empty())
             && self.last_ids.as_ref() == Some(&ids)
         {
+            // Some APIs answer every page past the end with the last one: after a short page,
+            // the same page again is the end, not a paging mistake.
+            if matches!(self.spec.mode, Mode::Page | Mode::Offset) && n < self.spec.page_size {
+                self.pages -= 1;
+                self.offset -= n;
+                self.done = true;
+                return Ok(None);
+            }
             return Err(config_at(
                 "pagination",
                 format!(
