@@ -294,6 +294,22 @@ async fn a_data_cursor_skips_none_of_the_rows_that_share_its_boundary_value() {
         contents(&world, &src, "stock", "version").await,
         "every stock row once"
     );
+    // `ferry status` shows where the next windows start.
+    let status = world.ferry(&["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let cursor_of = |scheme: &str| {
+        status
+            .as_array()
+            .or_else(|| status["schemes"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|s| s["scheme"] == scheme)
+            .map(|s| s["checkpoint"]["data_cursor"].clone())
+            .unwrap_or_else(|| panic!("{scheme} in {status}"))
+    };
+    assert_eq!(cursor_of(&orders), json!("2024-03-01 10:00:01"));
+    assert_eq!(cursor_of(&stock), json!(6));
     world.clean().await;
 }
 

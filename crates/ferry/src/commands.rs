@@ -143,6 +143,8 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 "cursor": checkpoint.cursor,
                 // The unfinished run the next extraction continues from the cursor.
                 "resumes_run": checkpoint.cursor.as_ref().and(checkpoint.run_id.as_ref()),
+                // The largest `cursor_field` value of the last complete run (`LAST_CURSOR`).
+                "data_cursor": checkpoint.data_cursor,
             },
             "runs": runs.iter().zip(absent).map(|(r, absent)| json!({
                 "run_id": r.run_id, "status": r.status.as_str(),
@@ -218,6 +220,12 @@ fn print_status(s: &Value, always: &[&str]) {
         } else {
             println!("  dead letters: none");
         }
+    }
+    if !s["checkpoint"]["data_cursor"].is_null() {
+        println!(
+            "  data cursor (LAST_CURSOR before the overlap): {}",
+            s["checkpoint"]["data_cursor"]
+        );
     }
     if let Some(run) = s["checkpoint"]["resumes_run"].as_str() {
         println!(
