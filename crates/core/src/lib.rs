@@ -5,6 +5,7 @@
 //! - [`error`]: the classified error (`Transient`, `Record`, `Config`) that decides retry,
 //!   dead-letter or stop.
 //! - [`record`]: records and the message envelope between stages.
+//! - [`identity`]: a record is its (id, content): identical repeats go, every content stays.
 //! - [`scheme`]: the scheme file model in the seed documents' metadata shape.
 //! - [`config`]: `ferry.toml` (broker, state, telemetry, connections) with `${VAR}` substitution.
 //! - [`lint`]: the risky-but-legal things `ferry lint` warns about.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod expr;
+pub mod identity;
 pub mod lint;
 pub mod load;
 pub mod mapping;

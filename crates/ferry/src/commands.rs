@@ -155,6 +155,7 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 "unchanged": r.counts.unchanged, "kept": r.counts.kept,
                 "accepted": r.counts.accepted, "written": r.counts.written,
                 "skipped": r.counts.skipped, "dead_lettered": r.counts.dead,
+                "shared_id_different_content": r.shared_id,
                 "error": r.error, "absent": absent,
             })).collect::<Vec<_>>(),
         }));
@@ -247,13 +248,14 @@ fn print_status(s: &Value, always: &[&str]) {
             dead: n("dead_lettered"),
         };
         println!(
-            "  run {} {:<10} {}  {} pages, {} records: {}{}",
+            "  run {} {:<10} {}  {} pages, {} records: {}{}{}",
             text(&r["run_id"]),
             text(&r["status"]),
             text(&r["started_at"]),
             r["pages"],
             r["records"],
             crate::counts::text(&counts, always),
+            crate::counts::shared_id_note(r["shared_id_different_content"].as_i64().unwrap_or(0)),
             r["error"]
                 .as_str()
                 .map(|e| format!("\n      error: {e}"))

@@ -44,6 +44,16 @@ pub fn text(counts: &Counts, always: &[&str]) -> String {
         .join(", ")
 }
 
+/// `; 12 shared an id with different content` when records of a page shared an id with another
+/// content: each content was delivered, but a scheme whose `id` does not identify a record (seed
+/// 000 keys contacts on `name`) wants a look.
+pub fn shared_id_note(shared_id: i64) -> String {
+    if shared_id <= 0 {
+        return String::new();
+    }
+    format!("; {shared_id} shared an id with different content")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

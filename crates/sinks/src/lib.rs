@@ -35,7 +35,7 @@ pub struct WriteReport {
     /// The no-op target: records accepted and written nowhere.
     pub accepted: u64,
     /// Records that were already there (a plain INSERT meeting its own duplicate under idCheck,
-    /// a robot message already in the ledger, or an earlier copy of the same id in the batch).
+    /// a robot message already in the ledger, or an identical copy earlier in the batch).
     pub skipped: u64,
     /// Records the target refused, each with its error (normally class `Record`).
     pub failed: Vec<(Record, FerryError)>,
@@ -61,49 +61,4 @@ impl WriteReport {
 #[async_trait]
 pub trait Sink: Send + Sync {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError>;
-}
-
-/// Keep the last record of each id, preserving first-seen order; returns the records kept and how
-/// many earlier copies were dropped. Records without an id are all kept.
-pub fn collapse_by_id(records: Vec<Record>) -> (Vec<Record>, u64) {
-    use std::collections::HashMap;
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(records.len());
-    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
-    let mut dropped = 0;
-    for record in records {
-        if record.id.is_empty() {
-            kept.push(record);
-            continue;
-        }
-        match index.get(&record.id) {
-            Some(&i) => {
-                kept[i] = record;
-                dropped += 1;
-            }
-            None => {
-                index.insert(record.id.clone(), kept.len());
-                kept.push(record);
-            }
-        }
-    }
-    (kept, dropped)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_last_copy_of_an_id_wins_in_first_seen_order() {
-        let r = |id: &str, v: i64| Record {
-            id: id.into(),
-            data: json!({ "v": v }),
-            source: None,
-        };
-        let (kept, dropped) =
-            collapse_by_id(vec![r("a", 1), r("b", 2), r("a", 3), r("", 4), r("", 5)]);
-        assert_eq!(dropped, 1);
-        assert_eq!(kept, vec![r("a", 3), r("b", 2), r("", 4), r("", 5)]);
-    }
 }

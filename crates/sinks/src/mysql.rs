@@ -13,7 +13,8 @@
 //! What a record meeting a key the table already has does is the target's `write_mode`
 //! (`ferry_core::write`): kept (`insert`, and the default for a plain INSERT with `idCheck`),
 //! updated (`update`), replaced (`replace`), or refused as a record error (a plain INSERT without
-//! either). Several records with the same id in one batch collapse to the last.
+//! either). In a batch, an identical repeat of a record (same id, same content) is skipped;
+//! several contents of one id are all written, in batch order.
 //!
 //! ## Counts
 //!
@@ -40,7 +41,9 @@ use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use sqlx::mysql::{MySqlConnection, MySqlPool};
 
-use crate::{Sink, WriteReport, collapse_by_id};
+use ferry_core::identity::distinct_records;
+
+use crate::{Sink, WriteReport};
 
 /// MySQL's limit on placeholders in one prepared statement.
 pub const MAX_PLACEHOLDERS: usize = 65_535;
@@ -303,9 +306,13 @@ fn binds_of(sql: &NamedSql, record: &Record) -> Result<Vec<Value>, FerryError> {
 #[async_trait]
 impl Sink for MysqlSink {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
-        let (records, collapsed) = collapse_by_id(records);
+        // Identical repeats count as already written; every content of an id is written, in
+        // order, so an upsert ends on the last one (MySQL applies a multi-row statement's rows in
+        // order) and a table keyed otherwise keeps them all.
+        let batch = distinct_records(records);
+        let records: Vec<Record> = batch.kept.into_iter().map(|(r, _)| r).collect();
         let mut report = WriteReport {
-            skipped: collapsed,
+            skipped: batch.repeats,
             ..WriteReport::default()
         };
         match &self.plan {

@@ -6,15 +6,19 @@
 //! says how many records it carries. People read a chat group, so a duplicate is the worst
 //! outcome, and the robot accepts only 20 messages a minute:
 //!
-//! - Ledger (`idCheck`): before pushing, each record's content digest is looked up in the state
-//!   database. A record whose (id, digest) is there was pushed already (a replay, a redelivery,
-//!   a re-extraction) and is skipped; a record whose id is there with another digest changed and
-//!   is pushed again, marked as an update. A message's records are recorded in the ledger right
-//!   after the robot answered `errcode: 0`, before the next message, so a batch that fails half
-//!   way and comes back pushes only what is left. Before each push its records are noted as
-//!   pending; an answer (accepted or refused) settles them. Records still pending when they come
-//!   back (the process died mid-push, or the answer was lost) may be in the group already: they
-//!   are pushed again marked as a possible repeat, so people know, rather than silently dropped.
+//! - Identity: a record is its (id, content digest), the digest of what the group sees of it. In
+//!   a batch, an identical repeat is skipped and every other content of an id is pushed, in
+//!   order, the later ones marked as updates.
+//! - Ledger (`idCheck`): the state database keeps every (id, digest) the robot accepted. It
+//!   answers "was this exact content already pushed for this id?": if so (a replay, a
+//!   redelivery, a re-extraction) the record is skipped; if the id was pushed only with other
+//!   contents, the record is pushed, marked as an update. A message's records are recorded in the
+//!   ledger right after the robot answered `errcode: 0`, before the next message, so a batch that
+//!   fails half way and comes back pushes only what is left. Before each push its (id, digest)
+//!   pairs are noted as pending; an answer (accepted or refused) settles them. A content still
+//!   pending when it comes back (the process died mid-push, or the answer was lost) may be in the
+//!   group already: it is pushed again marked as a possible repeat, so people know, rather than
+//!   silently dropped.
 //! - Rate limit: every push first takes a slot of the sliding-window limiter kept in the state
 //!   database (`robot:<connection>`), shared by every loader replica. If the robot still answers
 //!   130101 (someone else posts with the same robot), the sink waits out the window and tries
@@ -39,7 +43,9 @@ use ferry_state::State;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
-use crate::{Sink, WriteReport, collapse_by_id};
+use ferry_core::identity::distinct;
+
+use crate::{Sink, WriteReport};
 
 /// The robot refuses a body of more than this many bytes (`460101 message too long`).
 pub const MAX_BODY_BYTES: usize = 20_000;
@@ -173,7 +179,7 @@ struct Entry {
     record: Record,
     content: Content,
     digest: String,
-    /// Pushed before with another digest.
+    /// Another content of its id was pushed before, or comes earlier in the batch.
     update: bool,
     /// In a push whose answer never came: it may be in the group already.
     maybe_repeat: bool,
@@ -429,15 +435,11 @@ impl RobotSink {
     /// The robot refused the message: its records were not delivered. A failure here only
     /// costs a needless "possible repeat" mark later, so it is logged, not raised.
     async fn clear_pending(&self, entries: &[&Entry]) {
-        let ids: Vec<String> = self
-            .ledger_pairs(entries)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        if ids.is_empty() {
+        let pairs = self.ledger_pairs(entries);
+        if pairs.is_empty() {
             return;
         }
-        if let Err(e) = self.state.clear_pending(&self.scheme, &ids).await {
+        if let Err(e) = self.state.clear_pending(&self.scheme, &pairs).await {
             tracing::warn!(connection = %self.connection, error = %e, "could not clear pending robot records");
         }
     }
@@ -466,15 +468,34 @@ impl RobotSink {
             })
     }
 
-    /// Sort the batch against the ledger: already delivered (skipped) or to push, and whether
-    /// an earlier push of the same content went unanswered.
+    /// Sort the batch by identity: identical repeats in the batch and contents the ledger has
+    /// (skipped), and the rest to push, marked as updates when another content of their id was
+    /// pushed before or comes earlier in the batch, and as possible repeats when an earlier push
+    /// of the same content went unanswered.
     async fn entries(&self, records: Vec<Record>) -> Result<(Vec<Entry>, u64), FerryError> {
+        let all: Vec<Entry> = records
+            .into_iter()
+            .map(|record| {
+                let content = self.layout.content(&record.data);
+                Entry {
+                    digest: content.digest(),
+                    record,
+                    content,
+                    update: false,
+                    maybe_repeat: false,
+                }
+            })
+            .collect();
+        let batch = distinct(all, |e| &e.record.id, |a, b| a.digest == b.digest);
         let (ledger, pending) = if self.id_check {
-            let ids: Vec<String> = records
+            let mut ids: Vec<String> = batch
+                .kept
                 .iter()
-                .filter(|r| !r.id.is_empty())
-                .map(|r| r.id.clone())
+                .filter(|(e, _)| !e.record.id.is_empty())
+                .map(|(e, _)| e.record.id.clone())
                 .collect();
+            ids.sort_unstable();
+            ids.dedup();
             (
                 self.state.ledger(&self.scheme, &ids).await?,
                 self.state.pending(&self.scheme, &ids).await?,
@@ -482,27 +503,18 @@ impl RobotSink {
         } else {
             Default::default()
         };
-        let mut skipped = 0;
-        let mut entries = Vec::with_capacity(records.len());
-        for record in records {
-            let content = self.layout.content(&record.data);
-            let digest = content.digest();
-            let update = match ledger.get(&record.id) {
-                Some(seen) if seen.digest == digest => {
-                    skipped += 1;
-                    continue;
-                }
-                Some(_) => true,
-                None => false,
-            };
-            let maybe_repeat = pending.get(&record.id) == Some(&digest);
-            entries.push(Entry {
-                record,
-                content,
-                digest,
-                update,
-                maybe_repeat,
-            });
+        let mut skipped = batch.repeats;
+        let mut entries = Vec::with_capacity(batch.kept.len());
+        for (mut entry, later_content) in batch.kept {
+            let delivered = ledger.get(&entry.record.id).map(Vec::as_slice);
+            let delivered = delivered.unwrap_or_default();
+            if delivered.iter().any(|d| d.digest == entry.digest) {
+                skipped += 1;
+                continue;
+            }
+            entry.update = later_content || !delivered.is_empty();
+            entry.maybe_repeat = pending.contains(&(entry.record.id.clone(), entry.digest.clone()));
+            entries.push(entry);
         }
         Ok((entries, skipped))
     }
@@ -511,10 +523,9 @@ impl RobotSink {
 #[async_trait]
 impl Sink for RobotSink {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
-        let (records, collapsed) = collapse_by_id(records);
-        let (entries, delivered) = self.entries(records).await?;
+        let (entries, skipped) = self.entries(records).await?;
         let mut report = WriteReport {
-            skipped: collapsed + delivered,
+            skipped,
             ..WriteReport::default()
         };
         let (messages, too_long) = self.layout.split(&entries);

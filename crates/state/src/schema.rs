@@ -118,4 +118,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE ferry_checkpoints
         ADD COLUMN IF NOT EXISTS data_cursor TEXT NULL,
         ADD COLUMN IF NOT EXISTS run_data_cursor TEXT NULL",
+    // The ledger by content: every (record id, content digest) a non-idempotent target received,
+    // so "was this exact content pushed for this id?" has an answer for each content, not only the
+    // last. Rows of `ferry_ledger` written before stay valid facts and are read alongside.
+    "CREATE TABLE IF NOT EXISTS ferry_ledger_contents (
+        scheme VARCHAR(191) NOT NULL,
+        record_id VARCHAR(191) NOT NULL,
+        digest CHAR(64) NOT NULL,
+        delivered_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (scheme, record_id, digest)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Pending pushes by content, so two contents of one id in flight are tracked apart. Rows of
+    // `ferry_ledger_pending` left by an older version are still read and cleared.
+    "CREATE TABLE IF NOT EXISTS ferry_ledger_pending_contents (
+        scheme VARCHAR(191) NOT NULL,
+        record_id VARCHAR(191) NOT NULL,
+        digest CHAR(64) NOT NULL,
+        since DATETIME(6) NOT NULL,
+        PRIMARY KEY (scheme, record_id, digest)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Records of a run whose id came earlier in the same page with another content.
+    "ALTER TABLE ferry_runs ADD COLUMN IF NOT EXISTS shared_id BIGINT NOT NULL DEFAULT 0",
 ];

@@ -4,7 +4,7 @@
 //! several processes compare them (locks, rate limits), so replicas on machines with drifting
 //! clocks still agree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -193,6 +193,8 @@ pub struct Settled<'a> {
     /// For a message moved back from a dead-letter queue by `ferry replay`: the ids of its records
     /// that did not fail this time.
     pub replayed_ok: Option<&'a [String]>,
+    /// Its records whose id came earlier in the page with another content (all delivered).
+    pub shared_id: u64,
 }
 
 /// What [`State::settle`] did with a message's counts.
@@ -221,6 +223,9 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// W3C `traceparent` of the run's extraction span (resumed runs continue that trace).
     pub traceparent: Option<String>,
+    /// Records whose id came earlier in the same page with another content (each content is
+    /// delivered; a high count says the scheme's `id` does not identify a record).
+    pub shared_id: i64,
 }
 
 impl RunSummary {
@@ -230,7 +235,7 @@ impl RunSummary {
     }
 }
 
-/// What the ledger knows of a delivered record.
+/// One content the ledger knows was delivered for a record id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerEntry {
     pub digest: String,
@@ -497,7 +502,10 @@ impl State {
     /// When the run has extracted everything and every record is settled, it is marked `done`.
     pub async fn settle(&self, settled: &Settled<'_>) -> Result<Reconciled> {
         let c = &settled.counts;
-        if c.settled() == 0 && settled.replayed_ok.is_none_or(|ok| ok.is_empty()) {
+        if c.settled() == 0
+            && settled.shared_id == 0
+            && settled.replayed_ok.is_none_or(|ok| ok.is_empty())
+        {
             return Ok(Reconciled::default());
         }
         let (run_id, stage) = (settled.run_id, settled.stage);
@@ -566,7 +574,8 @@ impl State {
         sqlx::query(
             "UPDATE ferry_runs SET written = written + ?, inserted = inserted + ?,
                  updated = updated + ?, unchanged = unchanged + ?, kept = kept + ?,
-                 accepted = accepted + ?, skipped = skipped + ?, dead = dead + ?
+                 accepted = accepted + ?, skipped = skipped + ?, dead = dead + ?,
+                 shared_id = shared_id + ?
              WHERE run_id = ?",
         )
         .bind(c.written)
@@ -577,6 +586,7 @@ impl State {
         .bind(c.accepted)
         .bind(c.skipped)
         .bind(dead)
+        .bind(settled.shared_id)
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
@@ -744,45 +754,40 @@ impl State {
 
     // ---- the idCheck ledger ------------------------------------------------------------------
 
-    /// What the ledger knows of `ids` in `scheme`: the digest each was delivered with.
+    /// What the ledger knows of `ids` in `scheme`: every content digest delivered for each, so
+    /// that a content is a repeat only if that exact content was delivered for that id. Reads
+    /// `ferry_ledger` too: the last digest per id that versions before the content ledger kept.
     pub async fn ledger(
         &self,
         scheme: &str,
         ids: &[String],
-    ) -> Result<HashMap<String, LedgerEntry>> {
-        let mut out = HashMap::new();
-        for row in self
-            .rows_by_id(
-                "SELECT record_id, digest, delivered_at FROM ferry_ledger",
-                scheme,
-                ids,
-            )
-            .await?
-        {
-            let at: NaiveDateTime = row.try_get(2)?;
-            out.insert(
-                row.try_get(0)?,
-                LedgerEntry {
+    ) -> Result<HashMap<String, Vec<LedgerEntry>>> {
+        let mut out: HashMap<String, Vec<LedgerEntry>> = HashMap::new();
+        for table in LEDGER_TABLES {
+            let select = format!("SELECT record_id, digest, delivered_at FROM {table}");
+            for row in self.rows_by_id(&select, scheme, ids).await? {
+                let at: NaiveDateTime = row.try_get(2)?;
+                let entry = LedgerEntry {
                     digest: row.try_get(1)?,
                     delivered_at: utc(at),
-                },
-            );
+                };
+                let known = out.entry(row.try_get(0)?).or_default();
+                if !known.iter().any(|k| k.digest == entry.digest) {
+                    known.push(entry);
+                }
+            }
         }
         Ok(out)
     }
 
-    /// Of `ids`, those in a push whose outcome is unknown, with the digest pushed.
-    pub async fn pending(&self, scheme: &str, ids: &[String]) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for row in self
-            .rows_by_id(
-                "SELECT record_id, digest FROM ferry_ledger_pending",
-                scheme,
-                ids,
-            )
-            .await?
-        {
-            out.insert(row.try_get(0)?, row.try_get(1)?);
+    /// Of `ids`, the `(id, digest)` contents in a push whose outcome is unknown.
+    pub async fn pending(&self, scheme: &str, ids: &[String]) -> Result<HashSet<(String, String)>> {
+        let mut out = HashSet::new();
+        for table in PENDING_TABLES {
+            let select = format!("SELECT record_id, digest FROM {table}");
+            for row in self.rows_by_id(&select, scheme, ids).await? {
+                out.insert((row.try_get(0)?, row.try_get(1)?));
+            }
         }
         Ok(out)
     }
@@ -812,15 +817,22 @@ impl State {
     /// Note `(id, digest)` entries as about to be pushed (their outcome unknown until the answer).
     pub async fn mark_pending(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        upsert_digests(&mut tx, "ferry_ledger_pending", "since", scheme, entries).await?;
+        upsert_digests(
+            &mut tx,
+            "ferry_ledger_pending_contents",
+            "since",
+            scheme,
+            entries,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The push of `ids` was answered with a refusal: they were not delivered.
-    pub async fn clear_pending(&self, scheme: &str, ids: &[String]) -> Result<()> {
+    /// The push of `(id, digest)` entries was answered with a refusal: they were not delivered.
+    pub async fn clear_pending(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        delete_pending(&mut tx, scheme, ids).await?;
+        delete_pending(&mut tx, scheme, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -828,9 +840,15 @@ impl State {
     /// `(id, digest)` entries were delivered: into the ledger, out of the pending ones.
     pub async fn record_delivered(&self, scheme: &str, entries: &[(String, String)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        upsert_digests(&mut tx, "ferry_ledger", "delivered_at", scheme, entries).await?;
-        let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
-        delete_pending(&mut tx, scheme, &ids).await?;
+        upsert_digests(
+            &mut tx,
+            "ferry_ledger_contents",
+            "delivered_at",
+            scheme,
+            entries,
+        )
+        .await?;
+        delete_pending(&mut tx, scheme, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -941,11 +959,17 @@ impl State {
     }
 }
 
+/// The ledger's tables, newest first: contents by (id, digest), and the last digest per id that
+/// older versions kept (still valid "delivered" facts).
+const LEDGER_TABLES: [&str; 2] = ["ferry_ledger_contents", "ferry_ledger"];
+/// The pending pushes' tables, likewise.
+const PENDING_TABLES: [&str; 2] = ["ferry_ledger_pending_contents", "ferry_ledger_pending"];
+
 /// The sum of a run's settled counts, in SQL.
 const SETTLED_SQL: &str =
     "(written + inserted + updated + unchanged + kept + accepted + skipped + dead)";
-const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted FROM ferry_runs WHERE run_id = ?";
-const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
+const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted, shared_id FROM ferry_runs WHERE run_id = ?";
+const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted, shared_id FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
 
 fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
     let started: NaiveDateTime = row.try_get(3)?;
@@ -973,6 +997,7 @@ fn run_from_row(row: &sqlx::mysql::MySqlRow) -> Result<RunSummary> {
         },
         error: row.try_get(10)?,
         traceparent: row.try_get(11)?,
+        shared_id: row.try_get(17)?,
     })
 }
 
@@ -1000,22 +1025,26 @@ async fn upsert_digests(
     Ok(())
 }
 
+/// Remove `(id, digest)` entries from the pending tables.
 async fn delete_pending(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     scheme: &str,
-    ids: &[String],
+    entries: &[(String, String)],
 ) -> Result<()> {
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql =
-            format!("DELETE FROM ferry_ledger_pending WHERE scheme = ? AND record_id IN ({marks})");
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .persistent(false)
-            .bind(scheme);
-        for id in chunk {
-            q = q.bind(id);
+    for table in PENDING_TABLES {
+        for chunk in entries.chunks(500) {
+            let pairs = vec!["(?, ?)"; chunk.len()].join(",");
+            let sql = format!(
+                "DELETE FROM {table} WHERE scheme = ? AND (record_id, digest) IN ({pairs})"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(scheme);
+            for (id, digest) in chunk {
+                q = q.bind(id).bind(digest);
+            }
+            q.execute(&mut **tx).await?;
         }
-        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -204,6 +204,7 @@ fn load<'a>(key: &'a str, counts: Counts, dead_ids: &'a [String]) -> Settled<'a>
         counts,
         dead_ids,
         replayed_ok: None,
+        shared_id: 0,
     }
 }
 
@@ -220,9 +221,13 @@ async fn runs_settle_to_done() {
         inserted: 2,
         ..Counts::default()
     };
-    s.settle(&load("batch-a", two, &[])).await.unwrap();
+    let shared = |key| Settled {
+        shared_id: 1,
+        ..load(key, two, &[])
+    };
+    s.settle(&shared("batch-a")).await.unwrap();
     // The same message, redelivered.
-    let again = s.settle(&load("batch-a", two, &[])).await.unwrap();
+    let again = s.settle(&shared("batch-a")).await.unwrap();
     assert!(!again.counted);
     s.end_extraction("r1", None).await.unwrap();
     assert_eq!(
@@ -247,6 +252,10 @@ async fn runs_settle_to_done() {
     assert_eq!(
         (run.status, run.pages, run.records, run.settled()),
         (RunStatus::Done, 2, 5, 5)
+    );
+    assert_eq!(
+        run.shared_id, 1,
+        "counted once, and not as a settled record"
     );
     db.drop_db().await;
 }
@@ -345,7 +354,7 @@ async fn replayed_records_move_out_of_dead_and_stopped_runs_say_why() {
 }
 
 #[tokio::test]
-async fn the_ledger_remembers_digests() {
+async fn the_ledger_remembers_every_content_of_an_id() {
     let db = TestDb::new().await;
     let s = &db.state;
     s.record_delivered(
@@ -357,13 +366,42 @@ async fn the_ledger_remembers_digests() {
     s.record_delivered("s", &[("b".into(), "d3".into())])
         .await
         .unwrap();
+    // A row of the ledger as versions before the content ledger kept it: still a delivered fact.
+    sqlx::query(
+        "INSERT INTO ferry_ledger (scheme, record_id, digest, delivered_at)
+         VALUES ('s', 'old 😀', 'd0', UTC_TIMESTAMP(6))",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
     let got = s
-        .ledger("s", &["张三".into(), "b".into(), "c".into()])
+        .ledger(
+            "s",
+            &["张三".into(), "b".into(), "c".into(), "old 😀".into()],
+        )
         .await
         .unwrap();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got["张三"].digest, "d1");
-    assert_eq!(got["b"].digest, "d3");
+    let digests = |id: &str| {
+        let mut d: Vec<&str> = got[id].iter().map(|e| e.digest.as_str()).collect();
+        d.sort();
+        d
+    };
+    assert_eq!(got.len(), 3);
+    assert_eq!(digests("张三"), ["d1"]);
+    assert_eq!(digests("b"), ["d2", "d3"], "both contents of b");
+    assert_eq!(digests("old 😀"), ["d0"]);
+
+    // Pending marks are per content: settling one content of an id leaves the other.
+    let both = [
+        ("b".to_string(), "d4".to_string()),
+        ("b".into(), "d5".into()),
+    ];
+    s.mark_pending("s", &both).await.unwrap();
+    s.record_delivered("s", &both[..1]).await.unwrap();
+    let pending = s.pending("s", &["b".into()]).await.unwrap();
+    assert_eq!(pending.into_iter().collect::<Vec<_>>(), [both[1].clone()]);
+    s.clear_pending("s", &both[1..]).await.unwrap();
+    assert!(s.pending("s", &["b".into()]).await.unwrap().is_empty());
     db.drop_db().await;
 }
 

@@ -30,6 +30,7 @@ impl Handler for LoadHandler {
             passed: counts.settled() - counts.skipped,
             counts,
             failed: report.failed,
+            ..Handled::default()
         })
     }
 }

@@ -687,13 +687,14 @@ fn summary_line(name: &str, x: &Extracted, run: &RunSummary, always: &[&str]) ->
         .unwrap_or(x.seconds)
         .max(0.001);
     format!(
-        "{name}: {} pages, {} records: {} in {:.1} s ({:.0} records/s){}",
+        "{name}: {} pages, {} records: {} in {:.1} s ({:.0} records/s){}{}",
         run.pages,
         run.records,
         crate::counts::text(&run.counts, always),
         secs,
         run.records as f64 / secs,
-        resumed_note(x)
+        resumed_note(x),
+        crate::counts::shared_id_note(run.shared_id)
     )
 }
 

@@ -5,17 +5,22 @@
 //! request tree is rendered against the record. A record that fails either step is dead-lettered
 //! alone with its field path; the rest of the page moves on. Each rendered record carries the
 //! source record it came from (`Record::source`), so a load dead letter can be rendered again.
+//!
+//! A record is its (id, content) (`ferry_core::identity`): an identical repeat in a page is
+//! dropped here and counted as skipped, so the load batches of one page never repeat each other,
+//! and every other content of an id moves on, counted as sharing its id.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono_tz::Tz;
 use ferry_bus::{Headers, Publisher, Stage, names};
+use ferry_core::identity::distinct_records;
 use ferry_core::load::LoadedScheme;
 use ferry_core::mapping::{Mapper, apply_format_response};
 use ferry_core::template::Context;
 use ferry_core::{Envelope, FerryError, Record};
-use ferry_state::State;
+use ferry_state::{Counts, State};
 
 use super::worker::{Handled, Handler, batch_key};
 
@@ -156,6 +161,8 @@ impl Handler for TransformHandler {
                 Err(e) => failed.push((record.clone(), e.with_record_id(&record.id))),
             }
         }
+        let page = distinct_records(mapped);
+        let mapped: Vec<Record> = page.kept.into_iter().map(|(r, _)| r).collect();
         let passed = mapped.len() as u64;
         if !absent.is_empty() {
             self.report_absent(envelope, absent).await;
@@ -186,8 +193,13 @@ impl Handler for TransformHandler {
         }
         Ok(Handled {
             passed,
+            // Identical repeats in the page end here; every other record settles in the load.
+            counts: Counts {
+                skipped: page.repeats,
+                ..Counts::default()
+            },
+            shared_id: page.shared_id,
             failed,
-            ..Handled::default()
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct Handled {
     /// The records that reached their final state here, by outcome (the load); none in the
     /// transform, whose records settle later, in the load.
     pub counts: Counts,
+    /// Records whose id came earlier in the page with another content (all passed on; the
+    /// transform counts them).
+    pub shared_id: u64,
     /// Records that failed on their own.
     pub failed: Vec<(Record, FerryError)>,
 }
@@ -139,7 +142,7 @@ impl Worker {
             .await;
         metrics::global().observe_batch(scheme, stage_name, started.elapsed().as_secs_f64());
 
-        let (counts, dead_ids) = match result {
+        let (counts, dead_ids, shared_id) = match result {
             Ok(handled) => {
                 let mut dead_ids = Vec::new();
                 if !handled.failed.is_empty() {
@@ -185,7 +188,7 @@ impl Worker {
                     dead: dead_ids.len() as u64,
                     ..handled.counts
                 };
-                (counts, dead_ids)
+                (counts, dead_ids, handled.shared_id)
             }
             Err(err) if err.class() == ErrorClass::Config => {
                 tracing::error!(
@@ -252,7 +255,7 @@ impl Worker {
                             dead: ids.len() as u64,
                             ..Counts::default()
                         };
-                        (counts, ids)
+                        (counts, ids, 0)
                     }
                 }
             }
@@ -276,6 +279,7 @@ impl Worker {
                 counts,
                 dead_ids: &dead_ids,
                 replayed_ok: replayed_ok.as_deref(),
+                shared_id,
             },
         )
         .await;
@@ -299,11 +303,23 @@ fn settled(result: Result<(), BusError>) -> Result<bool, BusError> {
     }
 }
 
-/// What identifies a message for counting: its stage, page, record ids and how many times it was
+/// What identifies a message for counting: its stage, page, records (each by id and content: the
+/// load batches of one page may carry the same ids with other contents) and how many times it was
 /// replayed. A redelivered message has the same key; a retried subset of a batch has its own, and
 /// so has each replay of a dead letter.
 pub fn batch_key(stage: Stage, envelope: &Envelope, replays: u32) -> String {
     use sha2::{Digest, Sha256};
+    /// Feeds serialised JSON straight into the hash, without a buffer per record.
+    struct Feed<'a>(&'a mut Sha256);
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
     let mut hash = Sha256::new();
     hash.update(stage.as_str().as_bytes());
     hash.update(envelope.seq.to_le_bytes());
@@ -314,6 +330,9 @@ pub fn batch_key(stage: Stage, envelope: &Envelope, replays: u32) -> String {
     for record in &envelope.records {
         hash.update([0u8]);
         hash.update(record.id.as_bytes());
+        hash.update([1u8]);
+        // Writing a JSON value into a sink that never fails cannot fail.
+        let _ = serde_json::to_writer(Feed(&mut hash), &record.data);
     }
     ferry_core::sign::to_hex(&hash.finalize()[..16])
 }
@@ -357,6 +376,23 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn batches_of_one_page_with_the_same_ids_and_other_contents_have_their_own_keys() {
+        let with = |phone: &str| {
+            let mut e = envelope(3, &["张三", "李四"]);
+            e.records[0].data = json!({ "name": "张三", "phone": phone });
+            e
+        };
+        assert_eq!(
+            batch_key(Stage::Load, &with("13800000001"), 0),
+            batch_key(Stage::Load, &with("13800000001"), 0)
+        );
+        assert_ne!(
+            batch_key(Stage::Load, &with("13800000001"), 0),
+            batch_key(Stage::Load, &with("13800000002"), 0)
+        );
     }
 
     #[test]
