@@ -145,6 +145,16 @@ fn names_in(message: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The (name, phone) of every contact listed in a message, in order.
+fn contacts_in(message: &Value) -> Vec<(String, String)> {
+    let text = text_of(message);
+    let phones = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("- 留言用户电话: "))
+        .map(String::from);
+    names_in(message).into_iter().zip(phones).collect()
+}
+
 /// The record count a message announces in its first line (`#### 用户留言（N 条）`).
 fn announced_count(message: &Value) -> usize {
     let text = text_of(message);
@@ -197,19 +207,7 @@ fn write_config(
     target_extra: Value,
 ) -> String {
     let scheme = world.scheme_name("contact");
-    world.write_ferry_toml(
-        state,
-        &format!(
-            r#"{www_connection}[connections.notify]
-kind = "dingtalk_robot"
-base_url = "{base}"
-access_token = "{ROBOT_TOKEN}"
-secret = "{secret}"
-"#,
-            www_connection = common::mysql_connection("www", www),
-            base = robot.url(),
-        ),
-    );
+    write_robot_toml(world, www, state, robot, secret);
     let mut target = json!({
         "api": "DingTalkRoBotPush",
         "method": "POST",
@@ -253,6 +251,23 @@ secret = "{secret}"
         &serde_json::to_string_pretty(&scheme_json).unwrap(),
     );
     scheme
+}
+
+/// `ferry.toml` with the `www` source database and the sandbox robot as connection `notify`.
+fn write_robot_toml(world: &World, www: &str, state: &str, robot: &Robot, secret: &str) {
+    world.write_ferry_toml(
+        state,
+        &format!(
+            r#"{www_connection}[connections.notify]
+kind = "dingtalk_robot"
+base_url = "{base}"
+access_token = "{ROBOT_TOKEN}"
+secret = "{secret}"
+"#,
+            www_connection = common::mysql_connection("www", www),
+            base = robot.url(),
+        ),
+    );
 }
 
 /// `ferry <args>` without blocking the runtime the sandbox runs on.
@@ -904,4 +919,133 @@ async fn created_at_of(world: &World, www: &str, id: u64) -> String {
             "SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') FROM `{www}`.www_contact WHERE id = {id}"
         ))
         .await
+}
+
+/// Issue 8 item 3: seed 000 pasted as shipped (its `id` is `name`) over contacts among whom only
+/// five names occur. Each contact is a distinct content of its name, so each is pushed exactly
+/// once over two runs, later contents of a name marked as updates; identical re-reads are
+/// skipped by the ledger, and a third run pushes nothing. The summary says how many records
+/// shared an id with different content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_once() {
+    const NAMES: [&str; 5] = ["张三", "李四", "王五 😀", "赵六", "Ωmega 钱七"];
+    let mut world = World::new("ri").await;
+    let robot = Robot::start(60, 20).await;
+    let www = world.database("www").await;
+    let state = world.state_url();
+    world
+        .exec(&format!(
+            "CREATE TABLE `{www}`.www_contact (id BIGINT PRIMARY KEY, company VARCHAR(100),
+                name VARCHAR(50), phone VARCHAR(20), created_at DATETIME) CHARACTER SET utf8mb4"
+        ))
+        .await;
+    let add_contacts = |from: u64, to: u64| {
+        format!(
+            "INSERT INTO `{www}`.www_contact (id, company, name, phone, created_at)
+             SELECT seq, CONCAT(ELT(1 + seq % 3, '某某公司 😀', '深圳🚀科技', '北京「引号」有限公司'), ' ', seq),
+                 ELT(1 + seq % 5, '{}', '{}', '{}', '{}', '{}'), CONCAT('139', LPAD(seq, 8, '0')),
+                 NOW() - INTERVAL seq MINUTE
+             FROM `{www}`.seq_{from}_to_{to}",
+            NAMES[0], NAMES[1], NAMES[2], NAMES[3], NAMES[4]
+        )
+    };
+    let contact = |seq: u64| {
+        (
+            NAMES[(seq % 5) as usize].to_string(),
+            format!("139{seq:08}"),
+        )
+    };
+
+    // Seed 000 as shipped, under this test's name.
+    let shipped = format!(
+        "{}/../../config/schemes/contact-to-dingtalk.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut seed: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    let scheme = world.scheme_name("contact-to-dingtalk");
+    seed["name"] = json!(scheme);
+    world.write(
+        "schemes/contact-to-dingtalk.json",
+        &serde_json::to_string_pretty(&seed).unwrap(),
+    );
+    write_robot_toml(&world, &www, &state, &robot, ROBOT_SECRET);
+    let all_contacts = |messages: &[Value]| {
+        let mut seen: Vec<(String, String)> = messages.iter().flat_map(contacts_in).collect();
+        seen.sort();
+        seen
+    };
+    let updates = |messages: &[Value]| {
+        messages
+            .iter()
+            .map(|m| text_of(m).matches("（更新）").count())
+            .sum::<usize>()
+    };
+
+    // 20 contacts, 4 of each name: every one pushed, the 15 later contents of a name as updates.
+    world.exec(&add_contacts(1, 20)).await;
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 20 records, 20 written, 0 skipped, 0 dead-lettered"
+        )) && stdout(&out).contains("; 15 shared an id with different content"),
+        "{}",
+        all_output(&out)
+    );
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 2);
+    let mut want: Vec<(String, String)> = (1..=20).map(contact).collect();
+    want.sort();
+    assert_eq!(all_contacts(&messages), want);
+    assert_eq!(updates(&messages), 15);
+    for m in &messages {
+        assert_eq!(announced_count(m), names_in(m).len());
+    }
+
+    // 17 more: the 20 read again are in the ledger (skipped), the 17 new ones are pushed, all
+    // as updates since every name was pushed before.
+    world.exec(&add_contacts(21, 37)).await;
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 37 records, 17 written, 20 skipped, 0 dead-lettered"
+        )) && stdout(&out).contains("; 32 shared an id with different content"),
+        "{}",
+        all_output(&out)
+    );
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 4);
+    let mut want: Vec<(String, String)> = (1..=37).map(contact).collect();
+    want.sort();
+    assert_eq!(all_contacts(&messages), want, "each contact exactly once");
+    assert_eq!(updates(&messages[2..]), 17);
+
+    // A third run: everything is in the ledger.
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "300"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 37 records, 0 written, 37 skipped, 0 dead-lettered"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(robot.messages().await.len(), 4);
+    assert_eq!(
+        robot.send_calls().await,
+        (4, BTreeMap::from([("200".to_string(), 4)]))
+    );
+
+    // `ferry status --json` keeps the count per run, newest first.
+    let out = ferry(&world, &["status", "--json"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = status[0]["runs"].as_array().unwrap();
+    let shared: Vec<i64> = runs
+        .iter()
+        .map(|r| r["shared_id_different_content"].as_i64().unwrap())
+        .collect();
+    assert_eq!(shared, [32, 32, 15]);
+    world.clean().await;
 }
