@@ -687,7 +687,7 @@ async fn two_contents_of_one_id_both_reach_a_mysql_upsert_in_order_and_repeats_a
     );
     assert!(
         out.contains(&format!(
-            "{scheme}: 1 pages, 8 records, 5 written, 3 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 8 records: 3 inserted, 2 updated, 0 unchanged, 3 skipped, 0 dead-lettered"
         )) && out.contains("; 2 shared an id with different content"),
         "{out}"
     );

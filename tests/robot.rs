@@ -987,7 +987,7 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 20 records, 20 written, 0 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 20 records: 20 written, 0 skipped, 0 dead-lettered"
         )) && stdout(&out).contains("; 15 shared an id with different content"),
         "{}",
         all_output(&out)
@@ -1009,7 +1009,7 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 37 records, 17 written, 20 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 37 records: 17 written, 20 skipped, 0 dead-lettered"
         )) && stdout(&out).contains("; 32 shared an id with different content"),
         "{}",
         all_output(&out)
@@ -1026,7 +1026,7 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "{scheme}: 1 pages, 37 records, 0 written, 37 skipped, 0 dead-lettered"
+            "{scheme}: 1 pages, 37 records: 0 written, 37 skipped, 0 dead-lettered"
         )),
         "{}",
         all_output(&out)
