@@ -1049,3 +1049,44 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
     assert_eq!(shared, [32, 32, 15]);
     world.clean().await;
 }
+
+/// Pending marks are per content: two contents of one id in a push whose answer was lost are
+/// both pushed again marked `（可能重复）`, the second also as an update; an identical repeat in
+/// the batch is skipped, and once answered neither content is pushed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_contents_of_one_id_in_a_lost_push_both_come_back_marked_as_possible_repeats() {
+    let mut world = World::new("rp").await;
+    let robot = Robot::start(60, 20).await;
+    let state = ferry_state::State::connect(&world.state_url())
+        .await
+        .unwrap();
+    let mut metadata = sink_metadata();
+    metadata.batch_size = Some(10);
+    let sink = robot_sink(&robot_connection(&robot, ROBOT_TOKEN, 1), &metadata, &state);
+    let first = contact_record("张三 😀", "某某公司");
+    let second = contact_record("张三 😀", "深圳🚀科技");
+    let batch = vec![first.clone(), second.clone(), first.clone()];
+
+    robot
+        .set_faults(json!({"robot": {"lose_answer_every": 1}}))
+        .await;
+    let err = sink.write(batch.clone()).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+    assert_eq!(robot.messages().await.len(), 1, "the robot took it");
+
+    robot.set_faults(json!({"robot": {}})).await;
+    let report = sink.write(batch.clone()).await.unwrap();
+    assert_eq!((report.written, report.skipped), (2, 1));
+    let messages = robot.messages().await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        text_of(&messages[1]),
+        "#### 用户留言（2 条）\n\n\
+         **1.**（可能重复）\n- 留言用户姓名: 张三 😀\n- 公司名称: 某某公司\n\n\
+         **2.**（更新）（可能重复）\n- 留言用户姓名: 张三 😀\n- 公司名称: 深圳🚀科技"
+    );
+    let report = sink.write(batch).await.unwrap();
+    assert_eq!((report.written, report.skipped), (0, 3));
+    assert_eq!(robot.messages().await.len(), 2);
+    world.clean().await;
+}
