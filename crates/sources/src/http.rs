@@ -1189,6 +1189,7 @@ impl Source for ApiSource {
         Ok(Some(Page {
             records,
             cursor: Some(cursor),
+            rejected: Vec::new(),
         }))
     }
 

@@ -61,6 +61,9 @@ pub struct Page {
     pub records: Vec<Record>,
     /// The position to resume from after this page (saved once the page is confirmed).
     pub cursor: Option<Value>,
+    /// Records of this page that cannot be carried (a value the source could not decode), each
+    /// with its error naming the column; the extractor dead-letters them, the rest goes on.
+    pub rejected: Vec<(Record, FerryError)>,
 }
 
 /// A source opened for one run.

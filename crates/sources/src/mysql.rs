@@ -152,6 +152,20 @@ impl MysqlSource {
     }
 }
 
+/// The record error for a row with values that cannot be carried: each column and its reason,
+/// the first column as the error's path. `None` when every value was carried.
+fn unreadable_error(unreadable: &[(String, String)]) -> Option<FerryError> {
+    let (first, _) = unreadable.first()?;
+    let reasons: Vec<String> = unreadable
+        .iter()
+        .map(|(column, reason)| format!("column `{column}`: {reason}"))
+        .collect();
+    Some(FerryError::record_at(
+        first.clone(),
+        format!("cannot carry the row: {}", reasons.join("; ")),
+    ))
+}
+
 /// Write Ferry's time and paging variables (`{{DAYS_AGO_1|datetime}}`, `{PAGINATION_PAGE_SIZE}`)
 /// into SQL text. Record placeholders stay as written: record values never reach SQL text.
 pub fn render_system_vars(sql: &str, ctx: &Context<'_>) -> Result<String, FerryError> {
@@ -182,16 +196,32 @@ impl Source for MysqlSource {
         let mut stream = query.fetch(&self.pool);
         let mut decoder: Option<RowDecoder> = None;
         let mut records = Vec::with_capacity(self.page_size as usize);
+        let mut rejected = Vec::new();
+        // Whether the page's last row was rejected: keyset paging moves past it either way.
+        let mut last_rejected = false;
         while let Some(row) = stream.try_next().await.map_err(classify)? {
             let decoder = decoder.get_or_insert_with(|| RowDecoder::new(&row));
-            let data = decoder.decode(&row).map_err(FerryError::record)?;
-            let data = Value::Object(data);
+            let decoded = decoder.decode(&row);
+            let data = Value::Object(decoded.data);
             let id = record_id(&data, self.id_field.as_deref()).unwrap_or_default();
-            records.push(Record::new(id, data));
+            let record = Record::new(id, data);
+            last_rejected = !decoded.unreadable.is_empty();
+            match unreadable_error(&decoded.unreadable) {
+                None => records.push(record),
+                Some(err) => {
+                    tracing::warn!(record = %record.id, error = %err, "a row cannot be carried; it is dead-lettered");
+                    rejected.push((record, err));
+                }
+            }
         }
         drop(stream);
+        let last_row = if last_rejected {
+            rejected.last().map(|(record, _)| &record.data)
+        } else {
+            records.last().map(|record| &record.data)
+        };
         self.pages += 1;
-        let n = records.len() as u64;
+        let n = (records.len() + rejected.len()) as u64;
         let cursor = match &self.mode {
             Mode::Once => {
                 self.done = true;
@@ -203,8 +233,8 @@ impl Source for MysqlSource {
                 Some(serde_json::json!({ "offset": self.offset }))
             }
             Mode::Keyset { field } => {
-                if let Some(last) = records.last() {
-                    self.last_key = last.data.get(field).cloned().ok_or_else(|| {
+                if let Some(last) = last_row {
+                    self.last_key = last.get(field).cloned().ok_or_else(|| {
                         FerryError::config(format!(
                             "source.metadata.pagination.keyset_field: the query returns no column `{field}`"
                         ))
@@ -214,11 +244,15 @@ impl Source for MysqlSource {
                 Some(serde_json::json!({ "last_id": self.last_key }))
             }
         };
-        if records.is_empty() {
+        if n == 0 {
             self.done = true;
             return Ok(None);
         }
-        Ok(Some(Page { records, cursor }))
+        Ok(Some(Page {
+            records,
+            cursor,
+            rejected,
+        }))
     }
 
     /// `{"last_id": ..}` (keyset) or `{"offset": ..}` (offset), as `next_page` writes them.

@@ -91,7 +91,9 @@ pub async fn connect(
         .await
 }
 
-/// Bind JSON values to a query in order.
+/// Bind JSON values to a query in order: integers as integers (`BIGINT UNSIGNED` too), other
+/// numbers as doubles, strings as strings (exact decimals and dates included, the server
+/// converts them), `{"$bytes": ..}` as bytes, other objects and arrays as their JSON text.
 pub fn bind_values<'q>(
     mut query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
     values: &'q [Value],
@@ -106,7 +108,10 @@ pub fn bind_values<'q>(
                 _ => query.bind(n.as_f64().unwrap_or_default()),
             },
             Value::String(s) => query.bind(s.as_str()),
-            other => query.bind(other.to_string()),
+            other => match ferry_core::record::as_bytes(other) {
+                Some(bytes) => query.bind(bytes),
+                None => query.bind(other.to_string()),
+            },
         };
     }
     query

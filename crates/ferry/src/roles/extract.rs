@@ -311,8 +311,14 @@ impl Extractor {
                 }
             };
             let Some(page) = page else { break };
-            let n = page.records.len() as u64;
-            for record in &page.records {
+            let rejected = page.rejected.len() as u64;
+            let n = page.records.len() as u64 + rejected;
+            // A dead-lettered row was handled too: the window moves past it.
+            for record in page
+                .records
+                .iter()
+                .chain(page.rejected.iter().map(|(r, _)| r))
+            {
                 data_cursor.observe_record(record)?;
             }
             pages += 1;
@@ -326,10 +332,16 @@ impl Extractor {
             let mut headers = Headers::new(name, run_id, Stage::Transform);
             ferry_bus::trace::inject(trace, &mut headers);
             tracing::debug!(page = pages, records = n, traceparent = ?headers.traceparent, "publishing page");
-            publisher
-                .publish(&queue, &envelope, &headers)
-                .await
-                .map_err(bus_error)?;
+            if !envelope.records.is_empty() {
+                publisher
+                    .publish(&queue, &envelope, &headers)
+                    .await
+                    .map_err(bus_error)?;
+            }
+            if rejected > 0 {
+                self.dead_letter_rejected(&envelope, &headers, page.rejected, publisher)
+                    .await?;
+            }
             // Only now, with the page safely in the broker, does the run count it.
             self.state
                 .page_confirmed(&ConfirmedPage {
@@ -341,6 +353,10 @@ impl Extractor {
                     data_cursor: data_cursor.max(),
                 })
                 .await?;
+            if rejected > 0 {
+                let key = format!("extract-rejected-{pages}");
+                crate::roles::worker::settle(&self.state, run_id, &key, (0, 0, rejected)).await;
+            }
             crate::metrics::global().add(crate::metrics::PAGES, name, "extract", 1);
             crate::metrics::global().add(crate::metrics::RECORDS_OUT, name, "extract", n);
             if last_progress.elapsed() >= Duration::from_secs(PROGRESS_EVERY_SECS) {
@@ -364,6 +380,49 @@ impl Extractor {
             );
         }
         Ok((pages, records))
+    }
+
+    /// Dead-letter the records of a page that the source could not decode, to the scheme's
+    /// transform-stage DLQ with the standard dead-letter headers (the column in
+    /// `x-ferry-error-path`, the reason in `x-ferry-error`); `ferry replay` takes them from there.
+    async fn dead_letter_rejected(
+        &self,
+        page: &Envelope,
+        headers: &Headers,
+        rejected: Vec<(ferry_core::Record, FerryError)>,
+        publisher: &Publisher,
+    ) -> Result<(), FerryError> {
+        let envelope = Envelope {
+            records: Vec::new(),
+            ..page.clone()
+        };
+        let failures: Vec<(ferry_core::Record, FerryError)> = rejected
+            .into_iter()
+            .map(|(record, err)| {
+                let err = err.with_record_id(&record.id);
+                (record, err)
+            })
+            .collect();
+        // Record errors are never retried, so the attempt limit does not matter here.
+        self.bus
+            .route_record_failures(
+                publisher,
+                &page.scheme,
+                Stage::Transform,
+                &envelope,
+                headers,
+                &failures,
+                0,
+            )
+            .await
+            .map_err(bus_error)?;
+        crate::metrics::global().add(
+            crate::metrics::DEAD_LETTERS,
+            &page.scheme,
+            Stage::Transform.as_str(),
+            failures.len() as u64,
+        );
+        Ok(())
     }
 
     /// Follow every scheme's cron schedule until shutdown.
