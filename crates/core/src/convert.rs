@@ -6,6 +6,11 @@
 //! datetimes as `YYYY-MM-DD HH:MM:SS` in the scheme's time zone. A value that does not convert
 //! is an error naming the value; the caller turns it into a record error with the field path.
 //!
+//! Bytes (`{"$bytes": "<base64>"}`, see [`crate::record`]): `string` gives their text when
+//! they are valid UTF-8 and keeps them as bytes otherwise (so a MySQL target still gets the
+//! exact bytes); `int` reads up to 8 bytes as a big-endian number (a MySQL `BIT` value); `object`
+//! keeps the tagged object; the other types refuse them.
+//!
 //! Rules shared by every type: `null` stays `null`, and an empty (or blank) string becomes
 //! `null` for every type but `string`, because form APIs (Yida) send `""` for an empty field.
 
@@ -18,6 +23,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::{Number, Value};
 
+use crate::record::as_bytes;
 use crate::scheme::FieldType;
 
 /// Canonical text form of a datetime.
@@ -77,7 +83,14 @@ pub fn convert(value: &Value, kind: FieldType, tz: Tz) -> Result<Value, String> 
     }
     let fail = || cannot(value, kind);
     match kind {
-        FieldType::String => Ok(Value::String(crate::record::value_text(value))),
+        FieldType::String => Ok(match as_bytes(value) {
+            // Bytes that are text become that text; others stay bytes, never hex or base64 text.
+            Some(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Value::String(text),
+                Err(_) => value.clone(),
+            },
+            None => Value::String(crate::record::value_text(value)),
+        }),
         FieldType::Int => to_int(value).map(Value::from).ok_or_else(fail),
         FieldType::Float => to_float(value).ok_or_else(fail),
         FieldType::Decimal => to_decimal(value)
@@ -130,6 +143,14 @@ pub(crate) fn quote_value(value: &Value) -> String {
 }
 
 fn to_int(value: &Value) -> Option<i64> {
+    if let Some(bytes) = as_bytes(value) {
+        // A MySQL BIT value: big-endian bits.
+        if bytes.len() > 8 {
+            return None;
+        }
+        let n = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        return i64::try_from(n).ok();
+    }
     match value {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -382,6 +403,26 @@ mod tests {
         assert_eq!(ok(json!(1234.5), FieldType::String), json!("1234.5"));
         assert_eq!(ok(json!(true), FieldType::String), json!("true"));
         assert_eq!(ok(json!({"a": 1}), FieldType::String), json!("{\"a\":1}"));
+    }
+
+    #[test]
+    fn bytes_convert_to_text_only_when_they_are_text() {
+        let bytes = |raw: &[u8]| crate::record::bytes_value(raw);
+        assert_eq!(
+            ok(bytes("张三🚀".as_bytes()), FieldType::String),
+            json!("张三🚀")
+        );
+        assert_eq!(
+            ok(bytes(&[0x00, 0xFF, 0x10]), FieldType::String),
+            json!({"$bytes": "AP8Q"})
+        );
+        assert_eq!(ok(bytes(&[0x05]), FieldType::Int), json!(5));
+        assert_eq!(ok(bytes(&[0x01, 0x00]), FieldType::Int), json!(256));
+        assert_eq!(
+            err(bytes(&[0xFF; 8]), FieldType::Int),
+            "cannot convert {\"$bytes\":\"//////////8=\"} to int"
+        );
+        assert!(convert(&bytes(&[1]), FieldType::Decimal, SH).is_err());
     }
 
     #[test]

@@ -8,13 +8,13 @@
 //! | MySQL type | record value |
 //! |---|---|
 //! | TINYINT .. BIGINT (UNSIGNED) | number, full range (`18446744073709551615`) |
-//! | FLOAT, DOUBLE | number (shortest text that reads back to the same float) |
+//! | FLOAT, DOUBLE | number: the exact double (a FLOAT's too: `3.4028234663852886e38`) |
 //! | DECIMAL(M,D) | string, the server's exact text (`"-12.3000"`) |
 //! | DATE | `"YYYY-MM-DD"`, zero dates and zero parts kept (`"0000-00-00"`, `"2024-00-15"`) |
 //! | DATETIME(n), TIMESTAMP(n) | `"YYYY-MM-DD HH:MM:SS[.f]"` with the column's `n` fraction digits |
 //! | TIME(n) | `"[-]HH:MM:SS[.f]"`, -838:59:59 to 838:59:59 |
-//! | YEAR | number (`2155`, `0`) |
-//! | BIT(n) | number (the bits as an unsigned integer) |
+//! | YEAR | `"YYYY"` (`"2155"`, `"0000"`) |
+//! | BIT(n) | bytes, big-endian, as MySQL sends them (`b'101'` is `{"$bytes": "BQ=="}`) |
 //! | CHAR, VARCHAR, TEXT, ENUM, SET, MariaDB JSON | string |
 //! | MySQL JSON | its JSON value |
 //! | BINARY, VARBINARY, BLOB (binary charset) | `{"$bytes": "<base64>"}`, see [`ferry_core::record`] |
@@ -210,9 +210,9 @@ fn decode_value(decode: Kind, bytes: &[u8]) -> Result<Value, String> {
         }
         Kind::Float => {
             let array: [u8; 4] = bytes.try_into().map_err(|_| wire_len("FLOAT", bytes))?;
-            let f = f32::from_le_bytes(array);
-            // The shortest text of the f32 read as f64, so 3.4028235e38 stays 3.4028235e38.
-            float_value(f.to_string().parse::<f64>().unwrap_or(f64::from(f)))?
+            // The float's exact value as a double: a FLOAT column takes it back bit for bit (its
+            // shortest text, such as 3.4028235e38, is above FLT_MAX as a double and is refused).
+            float_value(f64::from(f32::from_le_bytes(array)))?
         }
         Kind::Double => {
             let array: [u8; 8] = bytes.try_into().map_err(|_| wire_len("DOUBLE", bytes))?;
@@ -222,7 +222,11 @@ fn decode_value(decode: Kind, bytes: &[u8]) -> Result<Value, String> {
         Kind::DateTime { fsp } => Value::String(datetime_text(bytes, fsp, true)?),
         Kind::Date => Value::String(datetime_text(bytes, 0, false)?),
         Kind::Time { fsp } => Value::String(time_text(bytes, fsp)?),
-        Kind::Year | Kind::Bit => Value::from(be_or_le_unsigned(decode, bytes)?),
+        // As MySQL shows it: `string` and `int` mappings both write it back unchanged ("0" would
+        // be read as 2000).
+        Kind::Year => Value::String(format!("{:04}", le_integer(bytes)?)),
+        // A BIT value is a binary string in MySQL; `type: int` in a mapping makes it a number.
+        Kind::Bit => bytes_value(bytes),
         Kind::Json => {
             let text = utf8(bytes)?;
             serde_json::from_str(text).map_err(|e| format!("JSON that does not parse: {e}"))?
@@ -246,15 +250,6 @@ fn le_integer(bytes: &[u8]) -> Result<u64, String> {
         .iter()
         .rev()
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-}
-
-/// YEAR is a little-endian u16; BIT(n) is big-endian bytes, at most 8.
-fn be_or_le_unsigned(decode: Kind, bytes: &[u8]) -> Result<u64, String> {
-    match decode {
-        Kind::Year => le_integer(bytes),
-        _ if bytes.len() <= 8 => Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
-        _ => Err(wire_len("BIT", bytes)),
-    }
 }
 
 fn float_value(f: f64) -> Result<Value, String> {
@@ -414,16 +409,12 @@ mod tests {
         }
         for f in [f32::MAX, f32::MIN_POSITIVE, 0.1f32, -3.5f32] {
             let v = decode_value(Kind::Float, &f.to_le_bytes()).unwrap();
-            assert_eq!(
-                v.to_string(),
-                serde_json::to_string(&f.to_string().parse::<f64>().unwrap()).unwrap()
-            );
             let back: f64 = serde_json::from_str(&v.to_string()).unwrap();
-            assert_eq!((back as f32).to_bits(), f.to_bits(), "{f}");
+            assert_eq!(back, f64::from(f), "{f}");
         }
         assert_eq!(
             decode_value(Kind::Float, &f32::MAX.to_le_bytes()),
-            Ok(json!(3.4028235e38))
+            Ok(json!(3.4028234663852886e38))
         );
     }
 
@@ -481,12 +472,17 @@ mod tests {
     }
 
     #[test]
-    fn year_and_bit_are_numbers() {
-        assert_eq!(decode_value(Kind::Year, &[107, 8]), Ok(json!(2155)));
-        assert_eq!(decode_value(Kind::Year, &[0, 0]), Ok(json!(0)));
-        assert_eq!(decode_value(Kind::Bit, &[21]), Ok(json!(21)));
-        assert_eq!(decode_value(Kind::Bit, &[1, 0]), Ok(json!(256)));
-        assert_eq!(decode_value(Kind::Bit, &[0xFF; 8]), Ok(json!(u64::MAX)));
+    fn year_is_four_digits_and_bit_is_bytes() {
+        assert_eq!(decode_value(Kind::Year, &[107, 8]), Ok(json!("2155")));
+        assert_eq!(decode_value(Kind::Year, &[0, 0]), Ok(json!("0000")));
+        assert_eq!(
+            decode_value(Kind::Bit, &[21]),
+            Ok(json!({"$bytes": b64(&[21])}))
+        );
+        assert_eq!(
+            decode_value(Kind::Bit, &[0xFF; 8]),
+            Ok(json!({"$bytes": b64(&[0xFF; 8])}))
+        );
     }
 
     #[test]
