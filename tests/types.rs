@@ -196,7 +196,14 @@ fn write_schemes(world: &mut World, src: &str, dst: &str, state: &str) -> (Strin
 
 /// Rows of `dst.table` that differ from the source in `column`, shown as `id: source -> target`;
 /// empty when every value arrived unchanged.
-async fn differences(world: &World, src: &str, dst: &str, table: &str, column: &str, by_bytes: bool) -> String {
+async fn differences(
+    world: &World,
+    src: &str,
+    dst: &str,
+    table: &str,
+    column: &str,
+    by_bytes: bool,
+) -> String {
     let print = |side: &str| {
         if by_bytes {
             format!("HEX({side}.`{column}`)")
@@ -271,7 +278,10 @@ async fn every_mysql_column_type_round_trips_exactly() {
     for scheme in [&batch, &exec] {
         for stage in ["transform", "load"] {
             let dead = drain_queue(&format!("ferry.{scheme}.{stage}.dlq")).await;
-            assert!(dead.is_empty(), "{scheme} {stage}: nothing dead-lettered: {dead:?}");
+            assert!(
+                dead.is_empty(),
+                "{scheme} {stage}: nothing dead-lettered: {dead:?}"
+            );
         }
     }
     world.clean().await;
@@ -341,10 +351,22 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
         let records = body["records"].as_array().expect("records");
         assert_eq!(records.len(), 1, "a dead letter holds one record: {body}");
         assert_eq!(records[0]["id"], id, "{body}");
-        assert_eq!(records[0]["data"]["name"], name, "the rest of the row is kept: {body}");
-        assert_eq!(headers.get("x-ferry-error-class").map(String::as_str), Some("record"));
-        assert_eq!(headers.get("x-ferry-error-path").map(String::as_str), Some("spot"));
-        assert_eq!(headers.get("x-ferry-record-id").map(String::as_str), Some(id));
+        assert_eq!(
+            records[0]["data"]["name"], name,
+            "the rest of the row is kept: {body}"
+        );
+        assert_eq!(
+            headers.get("x-ferry-error-class").map(String::as_str),
+            Some("record")
+        );
+        assert_eq!(
+            headers.get("x-ferry-error-path").map(String::as_str),
+            Some("spot")
+        );
+        assert_eq!(
+            headers.get("x-ferry-record-id").map(String::as_str),
+            Some(id)
+        );
         let error = headers.get("x-ferry-error").cloned().unwrap_or_default();
         assert!(
             error.contains("column `spot`: spatial values are not carried")
@@ -352,6 +374,10 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
             "{error}"
         );
     }
-    assert!(drain_queue(&format!("ferry.{scheme}.load.dlq")).await.is_empty());
+    assert!(
+        drain_queue(&format!("ferry.{scheme}.load.dlq"))
+            .await
+            .is_empty()
+    );
     world.clean().await;
 }
