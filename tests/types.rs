@@ -235,6 +235,11 @@ async fn every_mysql_column_type_round_trips_exactly() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("5 records: 5 inserted").count(),
+        2,
+        "both schemes insert every row\n{stdout}"
+    );
     for table in ["copy_batch", "copy_exec"] {
         assert_eq!(
             world
@@ -330,11 +335,12 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
     let out = world.ferry(&["run", "--once"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    // 0 today; 3 ("finished, but dead-lettered records") where that exit code exists. Never 1.
+    // 3: the run finished, but dead-lettered records.
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "the run finishes: {:?}\n{stdout}\n{stderr}",
-        out.status.code()
+        stdout.contains("6 records: 4 inserted, 0 kept, 2 dead-lettered")
+            && stdout.contains(&format!("ferry replay --scheme {scheme} --stage transform")),
+        "{stdout}"
     );
     assert_eq!(
         world

@@ -338,10 +338,12 @@ impl Extractor {
                     .await
                     .map_err(bus_error)?;
             }
-            if rejected > 0 {
+            let rejected_ids = if rejected > 0 {
                 self.dead_letter_rejected(&envelope, &headers, page.rejected, publisher)
-                    .await?;
-            }
+                    .await?
+            } else {
+                Vec::new()
+            };
             // Only now, with the page safely in the broker, does the run count it.
             self.state
                 .page_confirmed(&ConfirmedPage {
@@ -354,8 +356,26 @@ impl Extractor {
                 })
                 .await?;
             if rejected > 0 {
+                // Counted as the transform stage's dead letters, where they wait for a replay.
                 let key = format!("extract-rejected-{pages}");
-                crate::roles::worker::settle(&self.state, run_id, &key, (0, 0, rejected)).await;
+                let counts = ferry_state::Counts {
+                    dead: rejected,
+                    ..Default::default()
+                };
+                let stage = Stage::Transform.as_str();
+                let reconciled = crate::roles::worker::settle(
+                    &self.state,
+                    &ferry_state::Settled {
+                        run_id,
+                        key: &key,
+                        stage,
+                        counts,
+                        dead_ids: &rejected_ids,
+                        replayed_ok: None,
+                    },
+                )
+                .await;
+                crate::metrics::record_outcomes(name, stage, &counts, reconciled);
             }
             crate::metrics::global().add(crate::metrics::PAGES, name, "extract", 1);
             crate::metrics::global().add(crate::metrics::RECORDS_OUT, name, "extract", n);
@@ -385,13 +405,14 @@ impl Extractor {
     /// Dead-letter the records of a page that the source could not decode, to the scheme's
     /// transform-stage DLQ with the standard dead-letter headers (the column in
     /// `x-ferry-error-path`, the reason in `x-ferry-error`); `ferry replay` takes them from there.
+    /// Returns their record ids.
     async fn dead_letter_rejected(
         &self,
         page: &Envelope,
         headers: &Headers,
         rejected: Vec<(ferry_core::Record, FerryError)>,
         publisher: &Publisher,
-    ) -> Result<(), FerryError> {
+    ) -> Result<Vec<String>, FerryError> {
         let envelope = Envelope {
             records: Vec::new(),
             ..page.clone()
@@ -416,13 +437,7 @@ impl Extractor {
             )
             .await
             .map_err(bus_error)?;
-        crate::metrics::global().add(
-            crate::metrics::DEAD_LETTERS,
-            &page.scheme,
-            Stage::Transform.as_str(),
-            failures.len() as u64,
-        );
-        Ok(())
+        Ok(failures.into_iter().map(|(record, _)| record.id).collect())
     }
 
     /// Follow every scheme's cron schedule until shutdown.
