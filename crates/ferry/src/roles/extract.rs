@@ -372,6 +372,7 @@ impl Extractor {
                         counts,
                         dead_ids: &rejected_ids,
                         replayed_ok: None,
+                        shared_id: 0,
                     },
                 )
                 .await;
