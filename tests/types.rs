@@ -361,6 +361,10 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
             records[0]["data"]["name"], name,
             "the rest of the row is kept: {body}"
         );
+        assert!(
+            records[0]["data"]["spot"]["$bytes"].is_string(),
+            "the value that could not be carried is kept as bytes: {body}"
+        );
         assert_eq!(
             headers.get("x-ferry-error-class").map(String::as_str),
             Some("record")

@@ -1063,6 +1063,18 @@ mod tests {
     }
 
     #[test]
+    fn bytes_show_as_their_text_or_as_hex() {
+        let l = layout(&seed_000_metadata(), &conn()).unwrap();
+        let data = json!({
+            "name": ferry_core::record::bytes_value("张三🚀".as_bytes()),
+            "company": ferry_core::record::bytes_value(&[0x00, 0xFF, 0x10]),
+        });
+        let values: Vec<String> = l.content(&data).lines.into_iter().map(|(_, v)| v).collect();
+        assert!(values.contains(&"张三🚀".to_string()), "{values:?}");
+        assert!(values.contains(&"0x00FF10".to_string()), "{values:?}");
+    }
+
+    #[test]
     fn seed_000_renders_as_markdown_with_the_count_and_labelled_lines() {
         let l = layout(&seed_000_metadata(), &conn()).unwrap();
         let entries = vec![
