@@ -292,13 +292,9 @@ async fn every_mysql_column_type_round_trips_exactly() {
     world.clean().await;
 }
 
-/// A row holding a value Ferry does not carry (a spatial value) is dead-lettered alone, to the
-/// scheme's transform DLQ with its column and the reason; the other rows arrive and the run
-/// finishes. Rows 3 and 4 fill the second page entirely, so keyset paging must move past rows it
-/// could not decode.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
-    let mut world = World::new("tz").await;
+/// A source table of six places, rows 3 and 4 with a `POINT`, and a scheme copying their id and
+/// name in pages of two; returns the scheme's name and the target database.
+async fn places(world: &mut World) -> (String, String) {
     let src = world.database("src").await;
     let dst = world.database("dst").await;
     let state = world.state_url();
@@ -332,6 +328,17 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
       "value": "INSERT INTO places_copy (id, name) VALUES (:id, :name)" }}] }} }} }}"#
         ),
     );
+    (scheme, dst)
+}
+
+/// A row holding a value Ferry does not carry (a spatial value) is dead-lettered alone, to the
+/// scheme's transform DLQ with its column and the reason; the other rows arrive and the run
+/// finishes. Rows 3 and 4 fill the second page entirely, so keyset paging must move past rows it
+/// could not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
+    let mut world = World::new("tz").await;
+    let (scheme, dst) = places(&mut world).await;
     let out = world.ferry(&["run", "--once"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -389,5 +396,71 @@ async fn a_value_ferry_cannot_carry_is_dead_lettered_alone() {
             .await
             .is_empty()
     );
+    world.clean().await;
+}
+
+/// The dead letters of rows Ferry could not carry hold the rest of the row: replayed with
+/// `ferry replay --stage transform`, they are written, and their run's counts move them from
+/// dead-lettered to inserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_dead_lettered_at_extraction_replay_into_their_run() {
+    let mut world = World::new("tr").await;
+    let (scheme, dst) = places(&mut world).await;
+    let out = world.ferry(&["run", "--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = world.ferry(&["status", "--json", "--scheme", &scheme]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let run_id = json[0]["runs"][0]["run_id"]
+        .as_str()
+        .expect("a run")
+        .to_string();
+    let roles = world.spawn(&["run"], "run.log");
+    let replay = world.ferry(&["replay", "--scheme", &scheme, "--stage", "transform"]);
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("moved 2 dead letter(s)"),
+        "{}{}",
+        String::from_utf8_lossy(&replay.stdout),
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let w = &world;
+    let run = world
+        .wait_for(
+            "the replayed rows counted",
+            std::time::Duration::from_secs(60),
+            || async {
+                let out = w.ferry(&["status", "--json", "--scheme", &scheme]);
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                let run = json[0]["runs"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["run_id"] == run_id.as_str())?
+                    .clone();
+                (run["dead_lettered"] == 0 && run["inserted"] == 6).then_some(run)
+            },
+        )
+        .await;
+    assert_eq!(
+        (&run["records"], &run["inserted"], &run["dead_lettered"]),
+        (
+            &serde_json::json!(6),
+            &serde_json::json!(6),
+            &serde_json::json!(0)
+        ),
+        "{run}"
+    );
+    assert_eq!(
+        world
+            .scalar_string(&format!(
+                "SELECT GROUP_CONCAT(CONCAT(id, '=', name) ORDER BY id) FROM `{dst}`.places_copy"
+            ))
+            .await,
+        "1=北京,2=Zürich 🏔,3=上海 🚀,4=深圳,5=杭州,6=São Paulo"
+    );
+    world.kill(roles);
     world.clean().await;
 }
