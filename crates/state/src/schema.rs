@@ -139,4 +139,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     // Records of a run whose id came earlier in the same page with another content.
     "ALTER TABLE ferry_runs ADD COLUMN IF NOT EXISTS shared_id BIGINT NOT NULL DEFAULT 0",
+    // The instant an unfinished run's window starts on its source's clock (a MySQL source's own
+    // clock, which may differ from Ferry's), so a resumed run keeps its window.
+    "ALTER TABLE ferry_checkpoints ADD COLUMN IF NOT EXISTS run_window_start DATETIME(6) NULL",
 ];

@@ -51,6 +51,8 @@ pub struct Checkpoint {
     pub data_cursor: Option<serde_json::Value>,
     /// The largest `cursor_field` value the unfinished run has seen so far.
     pub run_data_cursor: Option<serde_json::Value>,
+    /// When the unfinished run's window started, on its source's clock.
+    pub run_window_start: Option<DateTime<Utc>>,
 }
 
 /// A page the broker confirmed, as [`State::page_confirmed`] records it.
@@ -65,6 +67,8 @@ pub struct ConfirmedPage<'a> {
     pub source_digest: &'a str,
     /// The largest `cursor_field` value of the run so far, this page included.
     pub data_cursor: Option<&'a serde_json::Value>,
+    /// When the run's window started, on its source's clock (None: the run's `started_at`).
+    pub window_start: Option<DateTime<Utc>>,
 }
 
 /// An interrupted run to continue: its counts so far and the position after its last confirmed
@@ -75,6 +79,9 @@ pub struct Resume {
     pub cursor: serde_json::Value,
     /// The largest `cursor_field` value the run had seen by then.
     pub data_cursor: Option<serde_json::Value>,
+    /// When its window started on its source's clock (None for runs saved before this was
+    /// kept: their `started_at`).
+    pub window_start: Option<DateTime<Utc>>,
 }
 
 /// Where a run stands.
@@ -275,7 +282,8 @@ impl State {
 
     pub async fn checkpoint(&self, scheme: &str) -> Result<Checkpoint> {
         let row = sqlx::query(
-            "SELECT cursor_json, last_sync_time, run_id, source_digest, data_cursor, run_data_cursor
+            "SELECT cursor_json, last_sync_time, run_id, source_digest, data_cursor, run_data_cursor,
+                 run_window_start
              FROM ferry_checkpoints WHERE scheme = ?",
         )
         .bind(scheme)
@@ -302,6 +310,7 @@ impl State {
             source_digest: row.try_get(3)?,
             data_cursor: json(4)?,
             run_data_cursor: json(5)?,
+            run_window_start: row.try_get::<Option<NaiveDateTime>, _>(6)?.map(utc),
         })
     }
 
@@ -319,17 +328,20 @@ impl State {
         if let Some(cursor) = page.cursor {
             sqlx::query(
                 "INSERT INTO ferry_checkpoints
-                     (scheme, cursor_json, run_id, source_digest, run_data_cursor, updated_at)
-                 VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+                     (scheme, cursor_json, run_id, source_digest, run_data_cursor,
+                      run_window_start, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
                  ON DUPLICATE KEY UPDATE cursor_json = VALUES(cursor_json), run_id = VALUES(run_id),
                      source_digest = VALUES(source_digest),
-                     run_data_cursor = VALUES(run_data_cursor), updated_at = VALUES(updated_at)",
+                     run_data_cursor = VALUES(run_data_cursor),
+                     run_window_start = VALUES(run_window_start), updated_at = VALUES(updated_at)",
             )
             .bind(page.scheme)
             .bind(cursor.to_string())
             .bind(page.run_id)
             .bind(page.source_digest)
             .bind(page.data_cursor.map(|v| v.to_string()))
+            .bind(page.window_start.map(|t| t.naive_utc()))
             .execute(&mut *tx)
             .await?;
         }
@@ -343,6 +355,7 @@ impl State {
     pub async fn resume_run(&self, scheme: &str, source_digest: &str) -> Result<Option<Resume>> {
         let checkpoint = self.checkpoint(scheme).await?;
         let data_cursor = checkpoint.run_data_cursor;
+        let window_start = checkpoint.run_window_start;
         let (Some(cursor), Some(run_id)) = (checkpoint.cursor, checkpoint.run_id) else {
             return Ok(None);
         };
@@ -368,6 +381,7 @@ impl State {
             run,
             cursor,
             data_cursor,
+            window_start,
         }))
     }
 
@@ -381,7 +395,7 @@ impl State {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE ferry_checkpoints SET cursor_json = NULL, run_id = NULL, source_digest = NULL,
-                 run_data_cursor = NULL, updated_at = UTC_TIMESTAMP(6)
+                 run_data_cursor = NULL, run_window_start = NULL, updated_at = UTC_TIMESTAMP(6)
              WHERE scheme = ?",
         )
         .bind(scheme)
@@ -412,7 +426,8 @@ impl State {
             "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, data_cursor, updated_at)
              VALUES (?, NULL, ?, ?, UTC_TIMESTAMP(6))
              ON DUPLICATE KEY UPDATE cursor_json = NULL, run_id = NULL, source_digest = NULL,
-                 run_data_cursor = NULL, last_sync_time = VALUES(last_sync_time),
+                 run_data_cursor = NULL, run_window_start = NULL,
+                 last_sync_time = VALUES(last_sync_time),
                  data_cursor = COALESCE(VALUES(data_cursor), data_cursor),
                  updated_at = VALUES(updated_at)",
         )

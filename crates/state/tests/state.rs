@@ -46,6 +46,7 @@ fn page<'a>(
         cursor,
         source_digest: DIGEST,
         data_cursor: None,
+        window_start: None,
     }
 }
 
@@ -463,7 +464,7 @@ async fn tokens_expire_with_a_margin() {
 /// (a resumed run gets it back), promoted by the end of a complete run, and kept by a complete
 /// run that saw no value.
 #[tokio::test]
-async fn the_data_cursor_survives_a_resume_and_a_run_that_saw_no_value() {
+async fn the_data_cursor_and_the_window_survive_a_resume_and_a_run_that_saw_no_value() {
     let db = TestDb::new().await;
     let s = &db.state;
     s.start_run("r1", "s", chrono::Utc::now(), None)
@@ -471,8 +472,11 @@ async fn the_data_cursor_survives_a_resume_and_a_run_that_saw_no_value() {
         .unwrap();
     let position = serde_json::json!({"last_id": 5});
     let seen = serde_json::json!("2024-03-01 10:00:00");
+    // The window started on the source's clock, five minutes off Ferry's.
+    let window_start = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     s.page_confirmed(&ConfirmedPage {
         data_cursor: Some(&seen),
+        window_start: Some(window_start),
         ..page("r1", 5, Some(&position))
     })
     .await
@@ -480,6 +484,10 @@ async fn the_data_cursor_survives_a_resume_and_a_run_that_saw_no_value() {
     s.end_extraction("r1", Some("stopped")).await.unwrap();
     let resume = s.resume_run("s", DIGEST).await.unwrap().expect("resumable");
     assert_eq!(resume.data_cursor.as_ref(), Some(&seen));
+    assert_eq!(
+        resume.window_start.map(|t| t.timestamp_micros()),
+        Some(window_start.timestamp_micros())
+    );
     assert_eq!(s.checkpoint("s").await.unwrap().data_cursor, None);
 
     s.end_extraction("r1", None).await.unwrap();

@@ -165,6 +165,7 @@ impl Extractor {
         let started = Instant::now();
         let clock = self.connections.source_clock(scheme).await?;
         // A resumed run keeps its clock: NOW() and the next LAST_SYNC_TIME are the first start's.
+        // The run's `started_at` is on Ferry's clock; its window starts on the source's.
         let started_utc = match &resume {
             Some(resume) => {
                 tracing::info!(
@@ -175,15 +176,15 @@ impl Extractor {
                     cursor = %resume.cursor,
                     "resuming an interrupted run after its last confirmed page"
                 );
-                resume.run.started_at
+                resume.window_start.unwrap_or(resume.run.started_at)
             }
             None => {
-                let now = clock.map_or_else(chrono::Utc::now, |c| c.utc);
+                let now = chrono::Utc::now();
                 let traceparent = ferry_bus::trace::traceparent(&span.context());
                 self.state
                     .start_run(run_id, name, now, traceparent.as_deref())
                     .await?;
-                now
+                clock.map_or(now, |c| c.utc)
             }
         };
         let checkpoint = self.state.checkpoint(name).await?;
@@ -202,6 +203,7 @@ impl Extractor {
                     started,
                     trace: &span.context(),
                     digest,
+                    window_start: started_utc,
                 },
                 resume.as_ref(),
                 ctx,
@@ -260,6 +262,7 @@ impl Extractor {
             started,
             trace,
             digest,
+            window_start,
         } = *run;
         let name = scheme.scheme.name.as_str();
         let queue = names::work_queue(name, Stage::Transform);
@@ -353,6 +356,7 @@ impl Extractor {
                     cursor: page.cursor.as_ref(),
                     source_digest: digest,
                     data_cursor: data_cursor.max(),
+                    window_start: Some(window_start),
                 })
                 .await?;
             if rejected > 0 {
@@ -661,6 +665,8 @@ struct RunIdentity<'a> {
     trace: &'a opentelemetry::Context,
     /// Digest of the source settings, saved with each cursor.
     digest: &'a str,
+    /// When the run's window started, on the source's clock (saved with each cursor).
+    window_start: chrono::DateTime<chrono::Utc>,
 }
 
 /// Digest of what decides which records a source yields and in which order (its connection,
