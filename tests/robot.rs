@@ -1047,6 +1047,12 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
         .map(|r| r["shared_id_different_content"].as_i64().unwrap())
         .collect();
     assert_eq!(shared, [32, 32, 15]);
+    let out = ferry(&world, &["status"]).await;
+    assert!(
+        stdout(&out).contains("37 records: 17 written, 20 skipped, 0 dead-lettered; 32 shared an id with different content"),
+        "{}",
+        all_output(&out)
+    );
     world.clean().await;
 }
 
