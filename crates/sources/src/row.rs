@@ -1,7 +1,8 @@
 //! MySQL rows to JSON objects, every column type carried exactly.
 //!
 //! Decoders are chosen once per result set from the column types, then applied to every row.
-//! Values are read from the binary protocol's raw bytes (`try_get_raw`) rather than through
+//! Rows come from prepared statements (sqlx's `query` always prepares), so every value is in the
+//! binary protocol's form; they are read from its raw bytes (`try_get_raw`) rather than through
 //! chrono or rust_decimal, whose ranges are narrower than MySQL's (zero dates, `TIME` up to
 //! 838 hours, 65-digit decimals). What each type becomes:
 //!
@@ -65,8 +66,8 @@ enum Kind {
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub data: Map<String, Value>,
-    /// `(column, reason)` of each value left out of `data` because it cannot be carried; the
-    /// value itself is kept in `data` as `{"$bytes": ..}` so a dead letter shows what it was.
+    /// `(column, reason)` of each value that cannot be carried; `data` holds its raw bytes as
+    /// `{"$bytes": ..}`, so the row's dead letter shows what it was.
     pub unreadable: Vec<(String, String)>,
 }
 
@@ -161,10 +162,11 @@ fn column_facts(ty: &MySqlTypeInfo) -> ColumnFacts {
 fn decoder_for(ty: &MySqlTypeInfo) -> Kind {
     let facts = column_facts(ty);
     let name = ty.name().to_ascii_uppercase();
+    // Unknown display length: all six digits, so no fraction is ever cut.
     let fraction = |width: u32| {
         facts
             .max_size
-            .map_or(0, |len| len.saturating_sub(width + 1).min(6))
+            .map_or(6, |len| len.saturating_sub(width + 1).min(6))
     };
     match name.as_str() {
         "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => Kind::Int {
