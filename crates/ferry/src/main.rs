@@ -1,6 +1,7 @@
 //! The `ferry` binary: parse the command line, load the configuration, start telemetry, and
 //! hand over to the role or command. Everything else lives in the modules below.
 
+mod alerts;
 mod app;
 mod cli;
 mod commands;

@@ -49,6 +49,12 @@ fn endpoint(configured: Option<&str>) -> Option<String> {
     })
 }
 
+/// Whether log lines are coloured: only on a terminal, and never with `NO_COLOR` set (a file, a
+/// pipe, `docker logs` and CI logs get plain text).
+fn colours(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
+}
+
 /// Start logging and tracing. `default_level` applies when `FERRY_LOG` is not set: `info` for the
 /// roles, `warn` for one-shot commands whose output is the point (`status`, `replay`).
 pub fn init(
@@ -65,6 +71,10 @@ pub fn init(
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(colours(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            ))
             .with_target(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

@@ -281,6 +281,73 @@ impl RobotSink {
         })
     }
 
+    /// The robot `conn_name` as a plain poster of messages (the alerts): the same signing,
+    /// sending, errcode handling and shared rate limiter as the target, and no ledger. A message
+    /// the robot throttles is tried again `throttle_retries` windows later.
+    pub fn poster(
+        conn_name: &str,
+        conn: &DingTalkRobotConnection,
+        state: State,
+        client: reqwest::Client,
+        throttle_retries: usize,
+    ) -> RobotSink {
+        RobotSink {
+            connection: conn_name.to_string(),
+            scheme: String::new(),
+            base_url: conn.base_url.trim_end_matches('/').to_string(),
+            access_token: conn.access_token.clone(),
+            secret: conn.secret.clone(),
+            timeout: Duration::from_secs(conn.timeout_secs),
+            client,
+            state,
+            layout: Layout {
+                format: conn.format,
+                template: Vec::new(),
+                labels: Vec::new(),
+                records_per_message: 1,
+                at_mobiles: Vec::new(),
+                at_all: false,
+                keyword: conn.keyword.clone(),
+                update_mark: String::new(),
+                repeat_mark: String::new(),
+                fallback_title: String::new(),
+            },
+            limit: RateLimit {
+                name: format!("robot:{conn_name}"),
+                per_window: conn.per_minute.max(1),
+                window: Duration::from_secs(DEFAULT_WINDOW_SECS),
+                throttle_retries,
+            },
+            id_check: false,
+        }
+    }
+
+    /// Post one message of `title` and markdown `text` (plain text for a `text` robot), with the
+    /// connection's keyword added when the text lacks it.
+    pub async fn post(&self, title: &str, text: &str) -> Result<(), FerryError> {
+        let mut text = text.to_string();
+        if let Some(keyword) = &self.layout.keyword
+            && !text.contains(keyword.as_str())
+            && !title.contains(keyword.as_str())
+        {
+            text.push_str("\n\n");
+            text.push_str(keyword);
+        }
+        let body = match self.layout.format {
+            RobotFormat::Markdown => json!({
+                "msgtype": "markdown",
+                "markdown": { "title": title, "text": text },
+            }),
+            RobotFormat::Text => json!({
+                "msgtype": "text",
+                "text": { "content": text },
+            }),
+        };
+        // Serialising a tree of strings cannot fail.
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        self.push(&body).await.map_err(|e| self.give_up(e))
+    }
+
     /// Wait for a slot of the shared limiter.
     async fn take_slot(&self) -> Result<(), FerryError> {
         let window = self.limit.window + Duration::from_millis(RATE_MARGIN_MS);

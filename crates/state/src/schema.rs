@@ -142,4 +142,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // The instant an unfinished run's window starts on its source's clock (a MySQL source's own
     // clock, which may differ from Ferry's), so a resumed run keeps its window.
     "ALTER TABLE ferry_checkpoints ADD COLUMN IF NOT EXISTS run_window_start DATETIME(6) NULL",
+    // Open alerts, one per (scheme, kind) until it clears: the row is taken by whichever replica
+    // raises it first (that one sends the alert) and removed by whichever sees it clear first
+    // (that one sends the recovery). `scheme` is '' for alerts about the whole process (the
+    // broker); `stage` is the stage a stop happened in, '' otherwise.
+    "CREATE TABLE IF NOT EXISTS ferry_alerts (
+        scheme VARCHAR(191) NOT NULL,
+        kind VARCHAR(32) NOT NULL,
+        stage VARCHAR(16) NOT NULL DEFAULT '',
+        raised_at DATETIME(6) NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (scheme, kind)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

@@ -917,6 +917,78 @@ impl State {
         Ok(())
     }
 
+    // ---- alerts ------------------------------------------------------------------------------
+
+    /// Open the alert (`scheme`, `kind`) unless it is open already. True when this call opened
+    /// it: the caller, and only it, sends the alert, whatever the number of replicas.
+    pub async fn open_alert(
+        &self,
+        scheme: &str,
+        kind: &str,
+        stage: &str,
+        message: &str,
+    ) -> Result<bool> {
+        let opened = sqlx::query(
+            "INSERT IGNORE INTO ferry_alerts (scheme, kind, stage, raised_at, message)
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?)",
+        )
+        .bind(scheme)
+        .bind(kind)
+        .bind(stage)
+        .bind(message)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(opened == 1)
+    }
+
+    /// Close the alert (`scheme`, `kind`) if it is open (and, with `stage`, was raised in that
+    /// stage). Returns when it was raised if this call closed it: the caller, and only it, sends
+    /// the recovery.
+    pub async fn close_alert(
+        &self,
+        scheme: &str,
+        kind: &str,
+        stage: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let mut tx = self.pool.begin().await?;
+        let raised: Option<(NaiveDateTime, String)> = sqlx::query_as(
+            "SELECT raised_at, stage FROM ferry_alerts WHERE scheme = ? AND kind = ? FOR UPDATE",
+        )
+        .bind(scheme)
+        .bind(kind)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((raised_at, raised_stage)) = raised else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if stage.is_some_and(|s| s != raised_stage) {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM ferry_alerts WHERE scheme = ? AND kind = ?")
+            .bind(scheme)
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(utc(raised_at)))
+    }
+
+    /// The open alerts, oldest first: (scheme, kind, raised at, message).
+    pub async fn open_alerts(&self) -> Result<Vec<(String, String, DateTime<Utc>, String)>> {
+        let rows: Vec<(String, String, NaiveDateTime, String)> = sqlx::query_as(
+            "SELECT scheme, kind, raised_at, message FROM ferry_alerts ORDER BY raised_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, k, t, m)| (s, k, utc(t), m))
+            .collect())
+    }
+
     // ---- shared rate limits ------------------------------------------------------------------
 
     /// Take one slot of the sliding-window limit `name` (`limit` per `window`), shared by every

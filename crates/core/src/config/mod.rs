@@ -43,6 +43,10 @@ pub const DEFAULT_RETRY_DELAYS_SECS: [u64; 3] = [1, 10, 60];
 pub const DEFAULT_RECOVERY_WAIT_SECS: u64 = 60;
 /// `service.name` on traces and metrics.
 pub const DEFAULT_SERVICE_NAME: &str = "ferry";
+/// Default `[alerts] dead_letters`: dead letters of one scheme that raise an alert.
+pub const DEFAULT_ALERT_DEAD_LETTERS: u64 = 100;
+/// Default `[alerts] broker_down_secs`: how long RabbitMQ may be unreachable before an alert.
+pub const DEFAULT_ALERT_BROKER_DOWN_SECS: u64 = 300;
 
 /// The whole of `ferry.toml`.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +61,26 @@ pub struct FerryConfig {
     pub telemetry: TelemetryConfig,
     /// `[connections.<name>]`: the services schemes read from and write to, by name.
     pub connections: BTreeMap<String, Connection>,
+    /// `[alerts]`: who is told when something breaks. Absent: nobody (failures are only logged).
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// `[alerts]`: where alerts go and what raises them. At least one of `robot` and `webhook`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertsConfig {
+    /// The name of a `dingtalk_robot` connection the alerts are posted to (signed and rate-limited
+    /// like the robot target, sharing its limiter).
+    pub robot: Option<String>,
+    /// A URL every alert and recovery is POSTed to as JSON (a second kind, for any chat or pager
+    /// that takes a webhook). It may carry a token, so it is kept as a secret.
+    pub webhook: Option<Secret>,
+    /// Dead letters of one scheme (its transform and load DLQs together) at which an alert is
+    /// raised (default 100); it clears once they are fewer again.
+    pub dead_letters: u64,
+    /// Seconds RabbitMQ may stay unreachable before an alert (default 300).
+    pub broker_down_secs: u64,
+    /// Seconds an HTTP delivery of an alert may take (default 10).
+    pub timeout_secs: u64,
 }
 
 /// `[broker]`: the RabbitMQ that carries pages and batches between stages.
@@ -154,6 +178,9 @@ impl FerryConfig {
                 connections.insert(name, connection);
             }
         }
+        let alerts = table.contains_key("alerts").then(|| {
+            AlertsConfig::read(root.table(&mut report, "alerts"), &connections, &mut report)
+        });
         root.finish(&mut report);
 
         if report.problems.is_empty() {
@@ -163,6 +190,7 @@ impl FerryConfig {
                 state,
                 telemetry,
                 connections,
+                alerts,
             });
         }
         // Problems were found pass by pass (substitution, then each section); show them in the
@@ -264,6 +292,73 @@ impl TelemetryConfig {
             metrics_addr: r
                 .opt_string(report, "metrics_addr")
                 .filter(|s| !s.is_empty()),
+        };
+        r.finish(report);
+        config
+    }
+}
+
+impl AlertsConfig {
+    fn read(
+        mut r: TableReader<'_>,
+        connections: &BTreeMap<String, Connection>,
+        report: &mut Report,
+    ) -> Self {
+        let robot = r.opt_string(report, "robot").filter(|s| !s.is_empty());
+        if let Some(name) = &robot {
+            match connections.get(name) {
+                Some(Connection::DingTalkRobot(_)) => {}
+                Some(other) => report.error(
+                    &r.path_of("robot"),
+                    format!(
+                        "connection `{name}` is of kind `{}`; alerts need a `dingtalk_robot` connection",
+                        other.kind()
+                    ),
+                ),
+                None => {
+                    let robots: Vec<&str> = connections
+                        .iter()
+                        .filter(|(_, c)| matches!(c, Connection::DingTalkRobot(_)))
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    report.error(
+                        &r.path_of("robot"),
+                        format!(
+                            "no connection named `{name}` (dingtalk_robot connections: {})",
+                            if robots.is_empty() { "none".to_string() } else { robots.join(", ") }
+                        ),
+                    );
+                }
+            }
+        }
+        let webhook = r
+            .opt_secret(report, "webhook")
+            .filter(|s| !s.expose().is_empty());
+        if let Some(url) = &webhook {
+            r.require_url(report, "webhook", url.expose(), &["http", "https"]);
+        }
+        if robot.is_none() && webhook.is_none() {
+            report.error(
+                r.path(),
+                "set `robot` (a dingtalk_robot connection) or `webhook` (a URL), or remove [alerts]",
+            );
+        }
+        let config = AlertsConfig {
+            robot,
+            webhook,
+            dead_letters: r.uint(
+                report,
+                "dead_letters",
+                1..=u64::from(u32::MAX),
+                DEFAULT_ALERT_DEAD_LETTERS,
+            ),
+            broker_down_secs: r.uint(
+                report,
+                "broker_down_secs",
+                1..=86_400,
+                DEFAULT_ALERT_BROKER_DOWN_SECS,
+            ),
+            timeout_secs: r.uint(report, "timeout_secs", 1..=300, 10),
         };
         r.finish(report);
         config

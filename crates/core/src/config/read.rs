@@ -84,6 +84,11 @@ impl<'a> TableReader<'a> {
         }
     }
 
+    /// The path of this table (`alerts`).
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The full path of `key` in this table (`connections.www.url`).
     pub(crate) fn path_of(&self, key: &str) -> String {
         join(&self.path, key)

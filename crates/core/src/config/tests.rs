@@ -220,3 +220,75 @@ fn toml_syntax_errors_give_line_and_column() {
         ]
     );
 }
+
+#[test]
+fn alerts_name_a_robot_connection_or_a_webhook() {
+    let text = format!(
+        r#"{MINIMAL}
+[connections.notify]
+kind = "dingtalk_robot"
+access_token = "t"
+[alerts]
+robot = "notify"
+webhook = "https://hooks.example.com/ferry?token=${{HOOK_TOKEN}}"
+dead_letters = 25
+"#
+    );
+    let env = |name: &str| (name == "HOOK_TOKEN").then(|| "s3cret".to_string());
+    let config = FerryConfig::parse(&text, "ferry.toml", &env).unwrap();
+    let alerts = config.alerts.expect("[alerts]");
+    assert_eq!(alerts.robot.as_deref(), Some("notify"));
+    assert_eq!(
+        alerts.webhook.as_ref().map(|w| w.expose()),
+        Some("https://hooks.example.com/ferry?token=s3cret")
+    );
+    assert!(
+        !format!("{alerts:?}").contains("s3cret"),
+        "the webhook is a secret"
+    );
+    assert_eq!(alerts.dead_letters, 25);
+    assert_eq!(alerts.broker_down_secs, DEFAULT_ALERT_BROKER_DOWN_SECS);
+    assert!(
+        FerryConfig::parse(MINIMAL, "ferry.toml", &no_env)
+            .unwrap()
+            .alerts
+            .is_none()
+    );
+}
+
+#[test]
+fn alerts_problems_name_the_key_and_the_fix() {
+    let text = format!(
+        r#"{MINIMAL}
+[connections.www]
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/www"
+[alerts]
+robot = "www"
+webhook = "ftp://example.com"
+dead_letters = 0
+"#
+    );
+    assert_eq!(
+        messages(&text, &no_env),
+        [
+            "ferry.toml: alerts.robot: connection `www` is of kind `mysql`; alerts need a `dingtalk_robot` connection",
+            "ferry.toml: alerts.webhook: expected a URL starting with `http://` or `https://`",
+            "ferry.toml: alerts.dead_letters: must be between 1 and 4294967295, found 0",
+        ]
+    );
+    let text = format!("{MINIMAL}\n[alerts]\nrobot = \"notfy\"\n");
+    assert_eq!(
+        messages(&text, &no_env),
+        [
+            "ferry.toml: alerts.robot: no connection named `notfy` (dingtalk_robot connections: none)"
+        ]
+    );
+    let text = format!("{MINIMAL}\n[alerts]\ndead_letters = 5\n");
+    assert_eq!(
+        messages(&text, &no_env),
+        [
+            "ferry.toml: alerts: set `robot` (a dingtalk_robot connection) or `webhook` (a URL), or remove [alerts]"
+        ]
+    );
+}

@@ -39,6 +39,7 @@ use ferry_state::{ConfirmedPage, Resume, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::alerts::{Alert, Alerts, Kind};
 use crate::connections::Connections;
 use crate::shutdown::Shutdown;
 
@@ -66,6 +67,7 @@ pub struct Extractor {
     pub state: State,
     pub connections: Arc<Connections>,
     pub owner: String,
+    pub alerts: Alerts,
 }
 
 impl Extractor {
@@ -75,12 +77,14 @@ impl Extractor {
         state: State,
         connections: Arc<Connections>,
         owner: String,
+        alerts: Alerts,
     ) -> Extractor {
         Extractor {
             bus,
             state,
             connections,
             owner,
+            alerts,
         }
     }
 
@@ -214,6 +218,22 @@ impl Extractor {
             .await;
         match outcome {
             Ok((pages, records)) => {
+                for kind in [Kind::RunFailed, Kind::SourceFailing] {
+                    self.alerts.clear(
+                        name,
+                        kind,
+                        None,
+                        Some(format!(
+                            "运行 {run_id} 已完成抽取：{pages} 页，{records} 条"
+                        )),
+                    );
+                }
+                self.alerts.clear(
+                    name,
+                    Kind::Stopped,
+                    Some("extract"),
+                    Some(format!("运行 {run_id} 已完成抽取")),
+                );
                 self.state.end_extraction(run_id, None).await?;
                 self.state
                     .complete_sync(name, started_utc, data_cursor.max())
@@ -242,9 +262,45 @@ impl Extractor {
                     .state
                     .end_extraction(run_id, Some(&err.to_string()))
                     .await;
+                self.alert_failure(name, run_id, &err, shutdown);
                 Err(err)
             }
         }
+    }
+
+    /// Raise the alert for an extraction of `name` that failed with `err`: a configuration error
+    /// stops the scheme, a source that failed past its retries keeps failing, anything else failed
+    /// the run. A shutdown or a lost broker (the broker alert covers it) raises nothing.
+    fn alert_failure(&self, name: &str, run_id: &str, err: &FerryError, shutdown: &Shutdown) {
+        if shutdown.is_set() || self.bus.is_lost() {
+            return;
+        }
+        let alert = match err.class() {
+            ErrorClass::Config => {
+                super::worker::stopped_alert(name, "extract", run_id, err)
+            }
+            ErrorClass::Transient => Alert::new(name, Kind::SourceFailing)
+                .line("运行", run_id)
+                .line("错误", err.to_string())
+                .line("重试", format!("每页 {PAGE_ATTEMPTS} 次均失败"))
+                .line(
+                    "处理",
+                    format!(
+                        "检查数据源是否可用；下次运行会从最后确认的页继续，也可立即执行 \
+                         `ferry extract --once --scheme {name}`"
+                    ),
+                ),
+            ErrorClass::Record => Alert::new(name, Kind::RunFailed)
+                .line("运行", run_id)
+                .line("错误", err.to_string())
+                .line(
+                    "处理",
+                    format!(
+                        "修正数据或方案后执行 `ferry extract --once --scheme {name}`（从最后确认的页继续）"
+                    ),
+                ),
+        };
+        self.alerts.raise(alert);
     }
 
     async fn pages(

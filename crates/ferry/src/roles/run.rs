@@ -22,6 +22,7 @@ use super::extract::{Extracted, Extractor, owner_name};
 use super::load::LoadHandler;
 use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer, absent_note};
 use super::worker::{Handler, Stopped, Worker};
+use crate::alerts::{Alert, Alerts, Kind};
 use crate::app::App;
 use crate::connections::Connections;
 use crate::shutdown::{self, Shutdown};
@@ -32,6 +33,7 @@ pub struct Pipeline {
     pub bus: Arc<Bus>,
     pub state: State,
     pub connections: Arc<Connections>,
+    pub alerts: Alerts,
 }
 
 /// A worker's end: which scheme, and how it stopped.
@@ -47,11 +49,13 @@ impl Pipeline {
         let bus = Arc::new(app.bus(role).await?);
         app.declare(&bus, schemes).await?;
         let connections = Arc::new(Connections::new(Arc::clone(&app), state.clone()));
+        let alerts = Alerts::new(&app.loaded.config, state.clone());
         Ok(Pipeline {
             app,
             bus,
             state,
             connections,
+            alerts,
         })
     }
 
@@ -62,6 +66,7 @@ impl Pipeline {
             self.state.clone(),
             Arc::clone(&self.connections),
             owner.to_string(),
+            self.alerts.clone(),
         )
     }
 
@@ -78,6 +83,13 @@ impl Pipeline {
         tracing::warn!(role, error = %why, "gave the RabbitMQ connection up; connecting afresh");
         Arc::clone(&self.bus).abandon();
         crate::metrics::global().set_ready(false);
+        // lapin's recovery had `recovery_wait_secs` before the connection was given up.
+        let down_since = Instant::now()
+            .checked_sub(Duration::from_secs(
+                self.app.loaded.config.broker.recovery_wait_secs,
+            ))
+            .unwrap_or_else(Instant::now);
+        let mut alerted = false;
         let mut delay = Duration::from_secs(1);
         for attempt in 1u32.. {
             let mut waiting = shutdown.clone();
@@ -86,13 +98,40 @@ impl Pipeline {
                 _ = tokio::time::sleep(delay) => {}
             }
             match Pipeline::connect(Arc::clone(&self.app), role, schemes).await {
-                Ok(pipeline) => {
+                Ok(mut pipeline) => {
                     tracing::info!(role, attempt, "connected to RabbitMQ afresh");
                     crate::metrics::global().set_ready(true);
+                    // The same alerts (and their deliveries under way) go on.
+                    pipeline.alerts = self.alerts.clone();
+                    pipeline.alerts.clear(
+                        "",
+                        Kind::BrokerDown,
+                        None,
+                        Some(format!(
+                            "`ferry {role}` 已重新连接 RabbitMQ（中断约 {} 秒）",
+                            down_since.elapsed().as_secs()
+                        )),
+                    );
                     return Ok(Some(pipeline));
                 }
                 Err(e) => {
                     tracing::warn!(role, attempt, error = %format!("{e:#}"), "RabbitMQ is still unreachable; trying again");
+                    if !alerted
+                        && let Some(after) = self.alerts.broker_down_after()
+                        && down_since.elapsed() >= after
+                    {
+                        alerted = true;
+                        self.alerts.raise(
+                            Alert::new("", Kind::BrokerDown)
+                                .line("持续", format!("约 {} 秒", down_since.elapsed().as_secs()))
+                                .line("错误", format!("{e:#}"))
+                                .line(
+                                    "处理",
+                                    "检查 RabbitMQ 是否在运行、地址（FERRY_AMQP_URL / [broker] url）与网络；\
+                                     Ferry 会自动重连，恢复后无需重启",
+                                ),
+                        );
+                    }
                     delay = (delay * 2).min(Duration::from_secs(RECONNECT_MAX_DELAY_SECS));
                 }
             }
@@ -143,6 +182,14 @@ impl Pipeline {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(scheme = %name, stage = stage.as_str(), error = %e, "cannot start this stage for the scheme");
+                    if e.class() == ferry_core::ErrorClass::Config {
+                        self.alerts.raise(super::worker::stopped_alert(
+                            &name,
+                            stage.as_str(),
+                            "",
+                            &e,
+                        ));
+                    }
                     refused.push((name, e));
                     continue;
                 }
@@ -155,6 +202,8 @@ impl Pipeline {
                     stage,
                     prefetch,
                     handler: Arc::clone(&handler),
+                    alerts: self.alerts.clone(),
+                    handled_one: Default::default(),
                 };
                 let tag = format!("ferry-{}-{host}-{}-{i}", stage.as_str(), std::process::id());
                 let shutdown = shutdown.clone();
@@ -214,9 +263,13 @@ pub async fn consume(
     let role = stage.as_str();
     let mut pipeline = Pipeline::connect(Arc::clone(&app), role, &schemes).await?;
     loop {
-        let lost = match consume_on(&pipeline, &schemes, stage, workers, &shutdown).await? {
-            None => return Ok(()),
-            Some(lost) => lost,
+        let ended = consume_on(&pipeline, &schemes, stage, workers, &shutdown).await;
+        let lost = match ended {
+            Ok(Some(lost)) => lost,
+            Ok(None) | Err(_) => {
+                pipeline.alerts.flush().await;
+                return ended.map(|_| ());
+            }
         };
         pipeline = match pipeline.replace(role, &schemes, &shutdown, &lost).await? {
             Some(pipeline) => pipeline,
@@ -237,7 +290,12 @@ async fn consume_on(
     let refused = pipeline
         .spawn_workers(schemes, stage, workers, shutdown, &mut tasks)
         .await;
-    let depths = watch_queue_depths(Arc::clone(&pipeline.bus), schemes, shutdown.clone());
+    let depths = watch_queue_depths(
+        Arc::clone(&pipeline.bus),
+        pipeline.alerts.clone(),
+        schemes,
+        shutdown.clone(),
+    );
     crate::metrics::global().set_ready(true);
     tracing::info!(
         stage = stage.as_str(),
@@ -292,9 +350,11 @@ fn gave_up(
 /// Seconds between queue-depth samples for the `ferry_queue_messages` gauge.
 pub const QUEUE_DEPTH_EVERY_SECS: u64 = 5;
 
-/// Sample the schemes' queue depths into the metrics until shutdown.
+/// Sample the schemes' queue depths into the metrics until shutdown, and raise or clear the
+/// dead-letter alert of each scheme against `[alerts] dead_letters`.
 fn watch_queue_depths(
     bus: Arc<Bus>,
+    alerts: Alerts,
     schemes: &[LoadedScheme],
     mut shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
@@ -310,6 +370,7 @@ fn watch_queue_depths(
                             u64::from(q.messages),
                         );
                     }
+                    dead_letter_alert(&alerts, scheme, &depths);
                 }
             }
             tokio::select! {
@@ -318,6 +379,56 @@ fn watch_queue_depths(
             }
         }
     })
+}
+
+/// Raise the dead-letter alert of `scheme` when its DLQs hold `[alerts] dead_letters` messages or
+/// more, clear it when they hold fewer.
+fn dead_letter_alert(alerts: &Alerts, scheme: &str, depths: &[ferry_bus::QueueDepth]) {
+    let Some(threshold) = alerts.dead_letter_threshold() else {
+        return;
+    };
+    let by_stage: Vec<(Stage, u64)> = [Stage::Transform, Stage::Load]
+        .into_iter()
+        .map(|stage| {
+            let dlq = ferry_bus::names::dlq(scheme, stage);
+            let n = depths
+                .iter()
+                .filter(|q| q.exists && q.queue == dlq)
+                .map(|q| u64::from(q.messages))
+                .sum();
+            (stage, n)
+        })
+        .collect();
+    let total: u64 = by_stage.iter().map(|(_, n)| n).sum();
+    if total < threshold {
+        alerts.clear(
+            scheme,
+            Kind::DeadLetters,
+            None,
+            Some(format!("死信 {total} 条，低于阈值 {threshold}")),
+        );
+        return;
+    }
+    let counts: Vec<String> = by_stage
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(stage, n)| format!("{} 阶段 {n} 条", stage.as_str()))
+        .collect();
+    let mut alert = Alert::new(scheme, Kind::DeadLetters).line(
+        "死信",
+        format!("共 {total} 条（阈值 {threshold}）：{}", counts.join("，")),
+    );
+    for (stage, _) in by_stage.iter().filter(|(_, n)| *n > 0) {
+        let stage = stage.as_str();
+        alert = alert.line(
+            "处理",
+            format!(
+                "`ferry replay --scheme {scheme} --stage {stage} --dry-run` 查看错误，修正原因后执行 \
+                 `ferry replay --scheme {scheme} --stage {stage}`"
+            ),
+        );
+    }
+    alerts.raise(alert);
 }
 
 /// `ferry extract [--once]`.
@@ -391,6 +502,7 @@ pub async fn extract(
             }
         }
     }
+    pipeline.alerts.flush().await;
     // The last line names every failed scheme and why, so a supervisor's log tail says it all.
     anyhow::ensure!(
         failures.is_empty(),
@@ -424,7 +536,12 @@ async fn run_forever(
                 .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
                 .await;
         }
-        let depths = watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, shutdown.clone());
+        let depths = watch_queue_depths(
+            Arc::clone(&pipeline.bus),
+            pipeline.alerts.clone(),
+            &schemes,
+            shutdown.clone(),
+        );
         crate::metrics::global().set_ready(true);
         let extractor = Arc::new(pipeline.extractor(&owner));
         let schedules = extractor.follow_schedules(schemes.clone(), shutdown.clone());
@@ -522,8 +639,12 @@ pub async fn run(
                     .await,
             );
         }
-        let depths =
-            watch_queue_depths(Arc::clone(&pipeline.bus), &schemes, worker_shutdown.clone());
+        let depths = watch_queue_depths(
+            Arc::clone(&pipeline.bus),
+            pipeline.alerts.clone(),
+            &schemes,
+            worker_shutdown.clone(),
+        );
         crate::metrics::global().set_ready(true);
         let extractor = pipeline.extractor(&owner);
         let mut lost = None;
@@ -618,6 +739,14 @@ pub async fn run(
             println!("{scheme}: stopped: {e}");
         }
     }
+    // The dead letters as they stand now (the sampler may not have looked since the run ended),
+    // then whatever alerts are still being sent, before the process exits.
+    for scheme in &schemes {
+        if let Ok(depths) = pipeline.bus.queue_depths(&scheme.scheme.name).await {
+            dead_letter_alert(&pipeline.alerts, &scheme.scheme.name, &depths);
+        }
+    }
+    pipeline.alerts.flush().await;
     anyhow::ensure!(fatal == 0, "{fatal} scheme(s) failed");
     if dead.is_empty() {
         return Ok(ExitCode::SUCCESS);

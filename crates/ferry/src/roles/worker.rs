@@ -14,6 +14,7 @@
 //! The original is acknowledged only after whatever replaces it was confirmed by the broker.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ use ferry_state::{Counts, Settled, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::alerts::{Alert, Alerts, Kind};
 use crate::app::MAX_ATTEMPTS;
 use crate::metrics;
 use crate::shutdown::Shutdown;
@@ -70,6 +72,9 @@ pub struct Worker {
     pub stage: Stage,
     pub prefetch: u16,
     pub handler: Arc<dyn Handler>,
+    pub alerts: Alerts,
+    /// Set once this worker handled a message: a stop of its stage raised before has cleared.
+    pub handled_one: AtomicBool,
 }
 
 impl Worker {
@@ -144,6 +149,14 @@ impl Worker {
 
         let (counts, dead_ids, shared_id) = match result {
             Ok(handled) => {
+                if !self.handled_one.swap(true, Ordering::Relaxed) {
+                    self.alerts.clear(
+                        scheme,
+                        Kind::Stopped,
+                        Some(stage_name),
+                        Some(format!("{stage_name} 阶段已恢复处理消息")),
+                    );
+                }
                 let mut dead_ids = Vec::new();
                 if !handled.failed.is_empty() {
                     let routed = self
@@ -218,6 +231,8 @@ impl Worker {
                 {
                     tracing::warn!(run = %envelope.run_id, error = %e, "could not mark the run stopped");
                 }
+                self.alerts
+                    .raise(stopped_alert(scheme, stage_name, &envelope.run_id, &err));
                 return Ok(Some(Stopped::Config(err)));
             }
             Err(err) => {
@@ -286,6 +301,26 @@ impl Worker {
         metrics::record_outcomes(scheme, stage_name, &counts, reconciled);
         Ok(None)
     }
+}
+
+/// The alert for a scheme whose `stage` stopped on the configuration error `err`.
+pub fn stopped_alert(scheme: &str, stage: &str, run_id: &str, err: &FerryError) -> Alert {
+    let role = if stage == "extract" { "extract" } else { stage };
+    let mut alert = Alert::new(scheme, Kind::Stopped)
+        .stage(stage)
+        .line("错误", err.to_string());
+    if !run_id.is_empty() {
+        alert = alert.line("运行", run_id);
+    }
+    alert
+        .line("影响", "该方案的消息留在队列中，不会丢失，也不会进入死信")
+        .line(
+            "处理",
+            format!(
+                "按错误提示修正方案或连接，执行 `ferry lint --online --scheme {scheme}` 检查，\
+                 然后重启 `ferry {role}`"
+            ),
+        )
 }
 
 /// Whether a settlement went through. One that failed because the channel died (a broker restart,
