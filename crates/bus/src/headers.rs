@@ -40,6 +40,9 @@ pub struct Headers {
     pub failed_at: Option<DateTime<Utc>>,
     /// `x-ferry-record-id`: on a dead letter, the id of the record it holds.
     pub record_id: Option<String>,
+    /// `x-ferry-rerender-of`: on a load dead letter sent back through the transform
+    /// (`ferry replay --rerender`), the stage it was dead-lettered in.
+    pub rerender_of: Option<Stage>,
 }
 
 impl Headers {
@@ -90,6 +93,7 @@ impl Headers {
         );
         text(names::FAILED_AT, self.failed_at.map(rfc3339).as_deref());
         text(names::RECORD_ID, self.record_id.as_deref());
+        text(names::RERENDER_OF, self.rerender_of.map(Stage::as_str));
         table.insert(
             ShortString::from(names::ATTEMPT),
             AMQPValue::LongLongInt(i64::from(self.attempt)),
@@ -131,6 +135,7 @@ impl Headers {
             first_failed_at: time(names::FIRST_FAILED_AT),
             failed_at: time(names::FAILED_AT),
             record_id: text(names::RECORD_ID),
+            rerender_of: text(names::RERENDER_OF).and_then(|s| s.parse().ok()),
         }
     }
 }
@@ -194,6 +199,7 @@ mod tests {
             first_failed_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()),
             failed_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 5, 6).unwrap()),
             record_id: Some("张三🚀".into()),
+            rerender_of: Some(Stage::Load),
         }
     }
 

@@ -10,7 +10,7 @@
 //! - [`consumer`]: [`Consumer`] and [`Incoming`], manual acks with a prefetch.
 //! - [`headers`]: [`Headers`], the typed AMQP headers.
 //! - [`failure`]: [`Bus::route_failure`] and friends, the one place that picks retry or DLQ.
-//! - [`replay`]: [`Bus::replay`], dead letters back to their work queue.
+//! - [`replay`]: [`Bus::dead_letters`], one filtered pass over a DLQ: replay, re-render or discard.
 //! - [`trace`]: W3C trace context in and out of [`Headers`].
 //! - [`error`]: [`BusError`]; [`BusError::Lost`] means "exit non-zero, let the supervisor restart".
 //!
@@ -49,5 +49,7 @@ pub use failure::Routed;
 pub use headers::Headers;
 pub use names::Stage;
 pub use publisher::Publisher;
-pub use replay::{ReplayItem, ReplayReport};
+pub use replay::{
+    DeadLetter, DeadLetterAction, DeadLetterFilter, DeadLetterPass, ReplayItem, ReplayReport,
+};
 pub use topology::{QueueDepth, Topology};

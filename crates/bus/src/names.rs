@@ -34,6 +34,9 @@ pub const FIRST_FAILED_AT: &str = "x-ferry-first-failed-at";
 pub const FAILED_AT: &str = "x-ferry-failed-at";
 /// How many times `ferry replay` moved this message back from a dead-letter queue.
 pub const REPLAYS: &str = "x-ferry-replays";
+/// On a load dead letter sent back through the transform by `ferry replay --rerender`: the stage
+/// whose dead letter it was (`load`), under which its records are counted.
+pub const RERENDER_OF: &str = "x-ferry-rerender-of";
 /// On a dead letter: the id of the one record it holds.
 pub const RECORD_ID: &str = "x-ferry-record-id";
 /// Set by quorum queues on redelivery: how many times the broker delivered the message before.

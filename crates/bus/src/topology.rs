@@ -156,6 +156,15 @@ impl Bus {
     /// does not exist is reported with `exists: false`.
     pub async fn queue_depths(&self, scheme: &str) -> Result<Vec<QueueDepth>, BusError> {
         let topology = self.declared(scheme).unwrap_or_default();
+        self.queue_depths_of(scheme, &topology).await
+    }
+
+    /// [`Bus::queue_depths`] for the queues `topology` gives `scheme`.
+    pub async fn queue_depths_of(
+        &self,
+        scheme: &str,
+        topology: &Topology,
+    ) -> Result<Vec<QueueDepth>, BusError> {
         let mut out = Vec::new();
         // A passive declare of a missing queue closes its channel: open a new one after that.
         let mut channel: Option<Channel> = None;
@@ -218,7 +227,22 @@ impl Bus {
     /// and for operators who changed a topology on purpose.
     pub async fn delete_scheme(&self, scheme: &str) -> Result<(), BusError> {
         let topology = self.declared(scheme).unwrap_or_default();
-        for queue in topology.queues(scheme) {
+        self.delete_queues(scheme, &topology).await
+    }
+
+    /// Delete every queue `topology` gives `scheme`, messages included (missing queues are
+    /// skipped): per stage the retry buckets, then the work queue, then the DLQ, so that nothing
+    /// dead-letters into a queue already gone. `ferry teardown` checks they are empty first.
+    pub async fn delete_queues(&self, scheme: &str, topology: &Topology) -> Result<(), BusError> {
+        let mut queues = Vec::new();
+        for stage in Stage::ALL {
+            for delay in &topology.retry_delays_secs {
+                queues.push(names::retry_queue(scheme, stage, *delay));
+            }
+            queues.push(names::work_queue(scheme, stage));
+            queues.push(names::dlq(scheme, stage));
+        }
+        for queue in queues {
             let channel = self.channel().await?;
             let name = short("queue name", &queue)?;
             let result = with_recovery(&channel, "queue.delete", &queue, || {

@@ -562,8 +562,8 @@ async fn replay_moves_dead_letters_back_with_their_trace_and_a_replay_count() {
         assert_eq!(report.moved, 2);
         assert_eq!(report.items.len(), 2);
         assert_eq!(
-            (report.from.as_str(), report.to.as_str()),
-            (dlq_name.as_str(), work.as_str())
+            (report.from.as_str(), report.to.as_deref()),
+            (dlq_name.as_str(), Some(work.as_str()))
         );
         wait_depth(&bus, &scheme, &dlq_name, 1).await;
         wait_depth(&bus, &scheme, &work, 2).await;

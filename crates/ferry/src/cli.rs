@@ -57,8 +57,14 @@ pub enum Command {
     Load(WorkerArgs),
     /// Extract, transform and load in one process (for a single machine, tests and demos).
     Run(RunArgs),
-    /// Move dead letters back to their work queue.
+    /// Move dead letters back to their work queue (all, or those the filters select), or with
+    /// --rerender send load dead letters back through the transform.
     Replay(ReplayArgs),
+    /// Remove dead letters no longer wanted (those the filters select); audited.
+    Discard(DiscardArgs),
+    /// Remove a retired scheme's queues (work, retry, dead letters); refuses while they hold
+    /// messages or have consumers, unless --force.
+    Teardown(TeardownArgs),
     /// Per scheme: queue depths, dead letters, checkpoint, last runs.
     Status(StatusArgs),
     /// Check the configuration and every scheme (offline; `--online` also against the live
@@ -132,20 +138,124 @@ pub enum StageArg {
     Load,
 }
 
+/// Which dead letters `replay` and `discard` take: every filter given must hold.
+#[derive(Debug, Args, Default)]
+pub struct DeadLetterFilterArgs {
+    /// Only dead letters of this error class.
+    #[arg(long, value_enum)]
+    pub error_class: Option<ErrorClassArg>,
+    /// Only dead letters whose error or payload (record id and data) contains TEXT, ignoring case.
+    #[arg(long = "match", value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Only the dead letter of this record id (repeatable).
+    #[arg(long = "record", value_name = "ID")]
+    pub records: Vec<String>,
+    /// Only dead letters that failed (last) at or after TIME: RFC 3339 (`2026-03-01T08:00:00+08:00`),
+    /// or `YYYY-MM-DD[ HH:MM[:SS]]` in UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only dead letters that failed (last) before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Take at most this many dead letters (per stage).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// List what would be taken, take nothing (audited as a dry run).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The name recorded in the audit (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ErrorClassArg {
+    Transient,
+    Record,
+    Config,
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The scheme whose dead letters to move.
     #[arg(long)]
     pub scheme: String,
-    /// Which stage's dead-letter queue; default both.
+    /// Which stage's dead-letter queue; default both (with --rerender: load).
     #[arg(long, value_enum)]
     pub stage: Option<StageArg>,
-    /// Move at most this many dead letters (per stage).
+    #[command(flatten)]
+    pub filter: DeadLetterFilterArgs,
+    /// Move at most this many dead letters a second: `N/s`, `N/min` or `N` (per second).
+    #[arg(long, value_name = "N/s", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Load dead letters: send the source record each was rendered from back through the
+    /// transform, so a fixed mapping renders it again (nothing is extracted again).
     #[arg(long)]
-    pub limit: Option<usize>,
-    /// List what would move, move nothing.
+    pub rerender: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscardArgs {
+    /// The scheme whose dead letters to remove.
     #[arg(long)]
-    pub dry_run: bool,
+    pub scheme: String,
+    /// Which stage's dead-letter queue.
+    #[arg(long, value_enum)]
+    pub stage: StageArg,
+    #[command(flatten)]
+    pub filter: DeadLetterFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// The retired scheme whose queues to remove (it need not be in the configuration any more).
+    #[arg(long)]
+    pub scheme: String,
+    /// Remove the queues even while they hold messages or have consumers (the messages are lost).
+    #[arg(long)]
+    pub force: bool,
+    /// The name recorded in the audit (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+/// `--since` / `--until`: RFC 3339, or a date and time without an offset, taken as UTC.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "`{text}` is not a time: use RFC 3339 (2026-03-01T08:00:00+08:00) or \
+         YYYY-MM-DD[ HH:MM[:SS]] in UTC"
+    ))
+}
+
+/// `--rate`: `N/s`, `N/min` or `N`, as messages per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, per_secs) = if let Some(n) = text.strip_suffix("/s") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("/min") {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n / per_secs),
+        _ => Err(format!(
+            "`{text}` is not a rate: use N/s or N/min with N a positive number (e.g. 5/s)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +361,23 @@ mod tests {
         let dockerfile = include_str!("../../../Dockerfile");
         assert!(dockerfile.contains(r#"ENTRYPOINT ["ferry"]"#));
         assert!(dockerfile.contains("cargo build --release --locked --bin ferry"));
+    }
+
+    #[test]
+    fn rates_and_times_parse() {
+        assert_eq!(parse_rate("5/s"), Ok(5.0));
+        assert_eq!(parse_rate("30/min"), Ok(0.5));
+        assert_eq!(parse_rate("2"), Ok(2.0));
+        assert!(parse_rate("0/s").unwrap_err().contains("not a rate"));
+        assert!(parse_rate("fast").is_err());
+        let utc = |s: &str| parse_time(s).unwrap().to_rfc3339();
+        assert_eq!(
+            utc("2026-03-01T08:00:00+08:00"),
+            "2026-03-01T00:00:00+00:00"
+        );
+        assert_eq!(utc("2026-03-01 08:00"), "2026-03-01T08:00:00+00:00");
+        assert_eq!(utc("2026-03-01"), "2026-03-01T00:00:00+00:00");
+        assert!(parse_time("yesterday").unwrap_err().contains("not a time"));
     }
 
     #[test]

@@ -1,19 +1,26 @@
-//! The commands that are not pipeline roles: `replay`, `status`, `lint`, `preview`, `sandbox`.
+//! The commands that are not pipeline roles: `replay`, `discard`, `teardown`, `status`, `lint`,
+//! `preview`, `sandbox`.
 
 use std::io::Read as _;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use chrono_tz::Tz;
-use ferry_bus::Stage;
-use ferry_core::Record;
+use std::process::ExitCode;
+
+use ferry_bus::{DeadLetterAction, DeadLetterFilter, DeadLetterPass, Stage, Topology};
 use ferry_core::config::Connection;
 use ferry_core::load::LoadedScheme;
 use ferry_core::sql::{NamedSql, binds_for};
+use ferry_core::{ErrorClass, Record};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::cli::{LintArgs, PreviewArgs, ReplayArgs, SandboxArgs, StageArg, StatusArgs};
+use crate::cli::{
+    DeadLetterFilterArgs, DiscardArgs, ErrorClassArg, LintArgs, PreviewArgs, ReplayArgs,
+    SandboxArgs, StageArg, StatusArgs, TeardownArgs,
+};
+use crate::dead_letters::{self, DeadLetterRequest};
 use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer, absent_note};
 
 /// `ferry lint [--online]`: every problem on one line; exit 1 if any is an error. The online
@@ -41,28 +48,97 @@ pub async fn lint(config: &std::path::Path, args: &LintArgs) -> anyhow::Result<b
     Ok(errors == 0)
 }
 
+/// The filter, limit and dry run of `replay` and `discard` as a pass over a DLQ.
+fn dead_letter_pass(args: &DeadLetterFilterArgs, rate_per_sec: Option<f64>) -> DeadLetterPass {
+    DeadLetterPass {
+        filter: DeadLetterFilter {
+            error_class: args.error_class.map(|c| match c {
+                ErrorClassArg::Transient => ErrorClass::Transient,
+                ErrorClassArg::Record => ErrorClass::Record,
+                ErrorClassArg::Config => ErrorClass::Config,
+            }),
+            text: args.text.clone(),
+            record_ids: args.records.clone(),
+            since: args.since,
+            until: args.until,
+        },
+        limit: args.limit,
+        dry_run: args.dry_run,
+        rate_per_sec,
+    }
+}
+
+fn stage_of(arg: StageArg) -> Stage {
+    match arg {
+        StageArg::Transform => Stage::Transform,
+        StageArg::Load => Stage::Load,
+    }
+}
+
 /// `ferry replay`.
 pub async fn replay(app: Arc<App>, args: ReplayArgs) -> anyhow::Result<()> {
+    let action = if args.rerender {
+        if args.stage == Some(StageArg::Transform) {
+            bail!(
+                "--rerender takes load dead letters back through the transform; transform dead \
+                 letters are source records already: replay them without --rerender"
+            );
+        }
+        DeadLetterAction::Rerender
+    } else {
+        DeadLetterAction::Replay
+    };
+    let stages = match (args.stage, args.rerender) {
+        (Some(stage), _) => vec![stage_of(stage)],
+        (None, true) => vec![Stage::Load],
+        (None, false) => vec![Stage::Transform, Stage::Load],
+    };
+    let request = DeadLetterRequest {
+        scheme: args.scheme.clone(),
+        stages,
+        action,
+        pass: dead_letter_pass(&args.filter, args.rate),
+        actor: dead_letters::actor(args.filter.by.as_deref()),
+    };
+    take_dead_letters(app, request).await
+}
+
+/// `ferry discard`.
+pub async fn discard(app: Arc<App>, args: DiscardArgs) -> anyhow::Result<()> {
+    let request = DeadLetterRequest {
+        scheme: args.scheme.clone(),
+        stages: vec![stage_of(args.stage)],
+        action: DeadLetterAction::Discard,
+        pass: dead_letter_pass(&args.filter, None),
+        actor: dead_letters::actor(args.filter.by.as_deref()),
+    };
+    take_dead_letters(app, request).await
+}
+
+/// Run a replay or discard and print what it took, one line per dead letter, then a summary per
+/// stage.
+async fn take_dead_letters(app: Arc<App>, request: DeadLetterRequest) -> anyhow::Result<()> {
     let scheme = app
         .loaded
-        .scheme(&args.scheme)
+        .scheme(&request.scheme)
         .cloned()
-        .with_context(|| format!("no scheme named `{}`", args.scheme))?;
+        .with_context(|| format!("no scheme named `{}`", request.scheme))?;
     let bus = app.bus("replay").await?;
     app.declare(&bus, std::slice::from_ref(&scheme)).await?;
-    let stages = match args.stage {
-        Some(StageArg::Transform) => vec![Stage::Transform],
-        Some(StageArg::Load) => vec![Stage::Load],
-        None => vec![Stage::Transform, Stage::Load],
+    let state = app.state().await?;
+    let dry_run = request.pass.dry_run;
+    let verb = match (request.action, dry_run) {
+        (DeadLetterAction::Discard, true) => "would discard",
+        (DeadLetterAction::Discard, false) => "discarded",
+        (_, true) => "would move",
+        (_, false) => "moved",
     };
-    for stage in stages {
-        let report = bus
-            .replay(&args.scheme, stage, args.limit, args.dry_run)
-            .await?;
+    let reports = dead_letters::run(&bus, &state, &request).await?;
+    let filter = request.pass.filter.describe();
+    for report in &reports {
         for item in &report.items {
             println!(
-                "{} {} [{}] {}{}",
-                if args.dry_run { "would move" } else { "moved" },
+                "{verb} {} [{}] {}{}",
                 item.record_ids.join(","),
                 item.error_class.map(|c| c.as_str()).unwrap_or("broker"),
                 item.error
@@ -75,21 +151,94 @@ pub async fn replay(app: Arc<App>, args: ReplayArgs) -> anyhow::Result<()> {
                 }
             );
         }
-        if args.dry_run {
+        let target = report.to.as_deref().unwrap_or("(removed)");
+        let head = format!("{} -> {target}", report.from);
+        let taken = match (request.action, dry_run) {
+            (DeadLetterAction::Discard, true) => {
+                format!(
+                    "{} dead letter(s) would be discarded (dry run)",
+                    report.matched
+                )
+            }
+            (DeadLetterAction::Discard, false) => {
+                format!("discarded {} dead letter(s)", report.discarded)
+            }
+            (_, true) => format!("{} dead letter(s) would move (dry run)", report.matched),
+            (_, false) => format!("moved {} dead letter(s)", report.moved),
+        };
+        let left = report.examined - report.matched;
+        println!(
+            "{head}: {taken}; filter: {filter}; {left} of {} looked at stay in the DLQ",
+            report.examined
+        );
+        if report.without_source > 0 {
             println!(
-                "{} -> {}: {} dead letter(s) would move (dry run)",
-                report.from,
-                report.to,
-                report.items.len()
-            );
-        } else {
-            println!(
-                "{} -> {}: moved {} dead letter(s)",
-                report.from, report.to, report.moved
+                "  {} dead letter(s) carry no source record (written by an older Ferry) and stay: \
+                 replay them without --rerender, or re-extract",
+                report.without_source
             );
         }
     }
     Ok(())
+}
+
+/// `ferry teardown`.
+pub async fn teardown(app: Arc<App>, args: TeardownArgs) -> anyhow::Result<ExitCode> {
+    let broker = &app.loaded.config.broker;
+    // The buckets configured now and the default ones: a retired scheme may predate a change.
+    let mut delays = broker.retry_delays_secs.clone();
+    delays.extend(ferry_bus::topology::DEFAULT_RETRY_DELAYS_SECS);
+    delays.sort_unstable();
+    delays.dedup();
+    let topology = Topology {
+        retry_delays_secs: delays,
+        ..Topology::default()
+    };
+    let bus = app.bus("teardown").await?;
+    let state = app.state().await?;
+    let actor = dead_letters::actor(args.by.as_deref());
+    let done =
+        dead_letters::teardown(&bus, &state, &args.scheme, &topology, args.force, &actor).await?;
+    let name = &args.scheme;
+    if done.found.is_empty() {
+        println!("{name}: no queues to remove (ferry.{name}.* does not exist)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for q in &done.found {
+        println!(
+            "{} {} ({} message(s), {} consumer(s))",
+            if done.removed { "removed" } else { "kept" },
+            q.queue,
+            q.messages,
+            q.consumers
+        );
+    }
+    if done.removed {
+        println!(
+            "{name}: removed {} queue(s){}",
+            done.found.len(),
+            if done.messages() > 0 {
+                format!(", {} message(s) with them", done.messages())
+            } else {
+                String::new()
+            }
+        );
+        if app.loaded.scheme(name).is_some() {
+            println!(
+                "{name}: the scheme is still in the configuration: the next role that starts for \
+                 it declares its queues again; remove its file to retire it"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "{name}: refused: its queues hold {} message(s) and have {} consumer(s). Stop the roles \
+         that run it, replay or discard its dead letters (`ferry discard --scheme {name} --stage \
+         load`), or pass --force to remove the queues with their messages",
+        done.messages(),
+        done.consumers()
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// `ferry status [--json]`.
@@ -119,6 +268,7 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
+        let audits = state.audit_entries(name, 5).await?;
         let checkpoint = state.checkpoint(name).await?;
         let runs = state.recent_runs(name, 5).await?;
         // Placeholders that named a field absent from records of each run: {"{nmae}": 5}.
@@ -157,6 +307,15 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
                 "skipped": r.counts.skipped, "dead_lettered": r.counts.dead,
                 "shared_id_different_content": r.shared_id,
                 "error": r.error, "absent": absent,
+            })).collect::<Vec<_>>(),
+            // Replays, discards and teardowns, newest first.
+            "replays": audits.iter().map(|a| json!({
+                "action": a.action, "stage": a.stage, "by": a.by, "host": a.host,
+                "filter": a.filter, "dry_run": a.dry_run, "matched": a.outcome.matched,
+                "moved": a.outcome.moved, "discarded": a.outcome.discarded,
+                "started_at": a.started_at.to_rfc3339(),
+                "finished_at": a.finished_at.map(|t| t.to_rfc3339()),
+                "error": a.error,
             })).collect::<Vec<_>>(),
         }));
     }
@@ -267,6 +426,39 @@ fn print_status(s: &Value, always: &[&str]) {
             println!("      {}", absent_note(placeholder, records, of));
         }
     }
+    for a in s["replays"].as_array().into_iter().flatten() {
+        println!("  {}", audit_line(a));
+    }
+}
+
+/// One audited replay, discard or teardown, as `ferry status` prints it.
+fn audit_line(a: &Value) -> String {
+    let text = |key: &str| a[key].as_str().unwrap_or("").to_string();
+    let n = |key: &str| a[key].as_u64().unwrap_or(0);
+    let outcome = match text("action").as_str() {
+        "teardown" => format!("removed the queues with {} message(s)", n("discarded")),
+        "discard" => format!("matched {}, discarded {}", n("matched"), n("discarded")),
+        _ => format!("matched {}, moved {}", n("matched"), n("moved")),
+    };
+    let end = match (a["finished_at"].as_str(), a["error"].as_str()) {
+        (_, Some(error)) => format!("; failed: {error}"),
+        (None, None) => "; did not finish".to_string(),
+        (Some(_), None) => String::new(),
+    };
+    format!(
+        "{}{} {} {} by {}@{} (filter: {}): {outcome}{end}",
+        text("action"),
+        if a["dry_run"].as_bool() == Some(true) {
+            " (dry run)"
+        } else {
+            ""
+        },
+        text("stage"),
+        text("started_at"),
+        text("by"),
+        text("host"),
+        text("filter"),
+    )
 }
 
 /// `ferry preview`: what the target would receive for sample source records, as JSON.

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod connections;
 mod counts;
+mod dead_letters;
 mod metrics;
 mod online;
 mod roles;
@@ -83,7 +84,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let app = Arc::new(App::load(&cli.config)?);
     let telemetry_cfg = &app.loaded.config.telemetry;
-    let quiet = matches!(cli.command, Command::Status(_) | Command::Replay(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Status(_) | Command::Replay(_) | Command::Discard(_) | Command::Teardown(_)
+    );
     let telemetry = telemetry::init(
         cli.log_format,
         &telemetry_cfg.service_name,
@@ -156,6 +160,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return code;
         }
         Command::Replay(args) => commands::replay(Arc::clone(&app), args).await,
+        Command::Discard(args) => commands::discard(Arc::clone(&app), args).await,
+        Command::Teardown(args) => {
+            let code = commands::teardown(Arc::clone(&app), args).await;
+            telemetry.shutdown();
+            return code;
+        }
         Command::Status(args) => commands::status(Arc::clone(&app), args).await,
         Command::Lint(_) | Command::Preview(_) | Command::Sandbox(_) => {
             unreachable!("handled above")

@@ -7,11 +7,14 @@
 //!   errors that name the host but never the password).
 //! - [`store`]: the [`State`] handle: checkpoints, runs, the extract lock, the idCheck ledger,
 //!   cached access tokens and the shared rate limiter.
+//! - [`audit`]: the audit of replays, discards and teardowns.
 
+pub mod audit;
 pub mod mysql;
 mod schema;
 pub mod store;
 
+pub use audit::{Actor, AuditEntry, AuditOutcome, AuditStart};
 pub use store::{
     Checkpoint, ConfirmedPage, Counts, LedgerEntry, Reconciled, Resume, RunStatus, RunSummary,
     Settled, State, StateError,

@@ -154,4 +154,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL,
         PRIMARY KEY (scheme, kind)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // Every `ferry replay`, `ferry discard` and `ferry teardown` (and the console's replays): when,
+    // who (the OS user or `--by`, and the host), which scheme and stage, the filter, what it came
+    // to. `finished_at` stays NULL when the process died in the middle of the pass.
+    "CREATE TABLE IF NOT EXISTS ferry_replay_audit (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        scheme VARCHAR(191) NOT NULL,
+        stage VARCHAR(16) NOT NULL,
+        action VARCHAR(16) NOT NULL,
+        by_name VARCHAR(191) NOT NULL,
+        host VARCHAR(191) NOT NULL,
+        filter TEXT NOT NULL,
+        dry_run BOOLEAN NOT NULL,
+        matched BIGINT NOT NULL DEFAULT 0,
+        moved BIGINT NOT NULL DEFAULT 0,
+        discarded BIGINT NOT NULL DEFAULT 0,
+        started_at DATETIME(6) NOT NULL,
+        finished_at DATETIME(6) NULL,
+        error TEXT NULL,
+        KEY ferry_replay_audit_scheme (scheme, started_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
 ];

@@ -747,7 +747,7 @@ pub fn owner_name() -> String {
 }
 
 /// This machine's (or container's) name, if it has one.
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())

@@ -285,12 +285,18 @@ impl Worker {
                 .collect()
         });
         let key = batch_key(self.stage, envelope, incoming.headers.replays);
+        // A load dead letter sent back through the transform (`ferry replay --rerender`) is
+        // counted under the load, where its record was dead-lettered.
+        let count_stage = incoming
+            .headers
+            .rerender_of
+            .map_or(stage_name, Stage::as_str);
         let reconciled = settle(
             &self.state,
             &Settled {
                 run_id: &envelope.run_id,
                 key: &key,
-                stage: stage_name,
+                stage: count_stage,
                 counts,
                 dead_ids: &dead_ids,
                 replayed_ok: replayed_ok.as_deref(),
