@@ -218,6 +218,19 @@ impl Extractor {
             .await;
         match outcome {
             Ok((pages, records)) => {
+                if let Some(field) = &data_cursor.field
+                    && data_cursor.seen == 0
+                    && data_cursor.max().is_none()
+                    && records > 0
+                {
+                    tracing::warn!(
+                        scheme = name,
+                        cursor_field = %field,
+                        records,
+                        "no record had a value of the cursor_field; LAST_CURSOR stays where it was, \
+                         so the next run reads the same window again"
+                    );
+                }
                 for kind in [Kind::RunFailed, Kind::SourceFailing] {
                     self.alerts.clear(
                         name,
@@ -651,6 +664,8 @@ struct DataCursor {
     field: Option<String>,
     tz: Tz,
     max: Option<(serde_json::Value, CursorValue)>,
+    /// Records of this attempt that had a value.
+    seen: u64,
 }
 
 impl DataCursor {
@@ -659,6 +674,7 @@ impl DataCursor {
             field,
             tz,
             max: None,
+            seen: 0,
         }
     }
 
@@ -674,6 +690,7 @@ impl DataCursor {
         match ferry_core::template::lookup(&record.data, field) {
             None | Some(serde_json::Value::Null) => Ok(()),
             Some(value) => {
+                self.seen += 1;
                 let value = value.clone();
                 self.observe(&value, &format!("record `{}`", record.id))
             }
