@@ -562,3 +562,54 @@ async fn rerender_after_a_mapping_fix_delivers_without_extracting_again() {
     assert!(ids_in(&names::dlq(&scheme, Stage::Load)).await.is_empty());
     world.clean().await;
 }
+
+/// A replay killed in the middle of its pass loses no dead letter: each is in the work queue or
+/// still in the DLQ (one published but not yet acknowledged may be in both), and the audit shows
+/// the pass as one that did not finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_killed_mid_pass_loses_nothing() {
+    let (mut world, scheme) = scheme_world("rk").await;
+    seed(&scheme).await;
+    // Letters 2 and 4 are selected; at 1/s the second move waits a second after the first.
+    let replay = world.spawn(
+        &[
+            "replay",
+            "--scheme",
+            &scheme,
+            "--stage",
+            "load",
+            "--error-class",
+            "transient",
+            "--rate",
+            "1/s",
+        ],
+        "replay.log",
+    );
+    let bus = Bus::connect(common::AMQP, "ferry-test-kill").await.unwrap();
+    let work = names::work_queue(&scheme, Stage::Load);
+    let b = &bus;
+    world
+        .wait_for("the first move", Duration::from_secs(30), || async {
+            let depths = b.queue_depths(&scheme).await.ok()?;
+            depths
+                .iter()
+                .any(|q| q.queue == work && q.messages >= 1)
+                .then_some(())
+        })
+        .await;
+    world.kill(replay);
+    bus.close().await.unwrap();
+    let mut seen = ids_in(&work).await;
+    seen.extend(ids_in(&names::dlq(&scheme, Stage::Load)).await);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ids(&["1", "2", "3", "4", "5"]));
+    let audit = &audits(&world, &scheme)[0];
+    assert!(audit["finished_at"].is_null(), "{audit}");
+    let text = stdout(&world.ferry(&["status", "--scheme", &scheme]));
+    assert!(
+        text.contains("(filter: class=transient): matched 0, moved 0; did not finish"),
+        "{text}"
+    );
+    world.clean().await;
+}
