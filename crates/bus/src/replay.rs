@@ -93,7 +93,12 @@ impl DeadLetterFilter {
                 .error
                 .as_deref()
                 .is_some_and(|e| e.to_lowercase().contains(&wanted));
-            if !in_error && !letter.payload.to_lowercase().contains(&wanted) {
+            let in_payload = letter.payload.to_lowercase().contains(&wanted)
+                || letter
+                    .values
+                    .iter()
+                    .any(|v| v.to_lowercase().contains(&wanted));
+            if !in_error && !in_payload {
                 return false;
             }
         }
@@ -140,6 +145,8 @@ pub struct DeadLetter {
     pub failed_at: Option<DateTime<Utc>>,
     /// The body as text (JSON with Chinese text as it is).
     pub payload: String,
+    /// The text values of its records' data, unescaped (a `"` in a value reads as `"`).
+    pub values: Vec<String>,
 }
 
 impl DeadLetter {
@@ -153,7 +160,27 @@ impl DeadLetter {
             error: incoming.headers.error.clone(),
             failed_at: incoming.headers.failed_at,
             payload: String::from_utf8_lossy(&incoming.body).into_owned(),
+            values: match &incoming.envelope {
+                Ok(envelope) => {
+                    let mut values = Vec::new();
+                    for record in &envelope.records {
+                        text_values(&record.data, &mut values);
+                    }
+                    values
+                }
+                Err(_) => Vec::new(),
+            },
         }
+    }
+}
+
+/// Every string in `value`, depth first.
+fn text_values(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| text_values(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| text_values(v, out)),
+        _ => {}
     }
 }
 
@@ -216,10 +243,17 @@ pub struct ReplayItem {
     pub error_class: Option<ErrorClass>,
     /// The error message.
     pub error: Option<String>,
-    /// When it failed last.
+    /// The field path of the error, where there is one.
+    pub error_path: Option<String>,
+    /// When it failed first, and last.
+    pub first_failed_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    /// Retries made before it was dead-lettered.
+    pub attempt: u32,
     /// How many times it was replayed before this replay.
     pub replays: u32,
+    /// The message body as text (for a console listing dead letters; a dry run lists them all).
+    pub payload: String,
 }
 
 /// Even pacing for `rate_per_sec`: the first move at once, then one per period.
@@ -362,8 +396,12 @@ impl Bus {
                     record_ids: letter.record_ids.clone(),
                     error_class: letter.error_class,
                     error: letter.error.clone(),
+                    error_path: incoming.headers.error_path.clone(),
+                    first_failed_at: incoming.headers.first_failed_at,
                     failed_at: letter.failed_at,
+                    attempt: incoming.headers.attempt,
                     replays: incoming.headers.replays,
+                    payload: letter.payload.clone(),
                 });
             }
             let Some(publisher) = &publisher else {
@@ -495,7 +533,10 @@ mod tests {
             error_class: Some(ErrorClass::Record),
             error: Some("Duplicate entry 'x' for key 'PRIMARY'".into()),
             failed_at: Some(Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap()),
-            payload: r#"{"records":[{"id":"张三🚀","data":{"公司":"某某公司 😀"}}]}"#.into(),
+            payload:
+                r#"{"records":[{"id":"张三🚀","data":{"公司":"某某公司 😀","备注":"say \"hi\""}}]}"#
+                    .into(),
+            values: vec!["某某公司 😀".into(), "say \"hi\"".into()],
         }
     }
 
@@ -597,6 +638,15 @@ mod tests {
             }
             .matches(&no_time)
         );
+    }
+
+    #[test]
+    fn text_is_found_in_values_as_they_read() {
+        let quoted = DeadLetterFilter {
+            text: Some("say \"HI\"".into()),
+            ..Default::default()
+        };
+        assert!(quoted.matches(&letter()));
     }
 
     #[test]
