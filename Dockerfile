@@ -6,7 +6,7 @@ RUN cargo build --release --locked --bin ferry
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends ca-certificates curl tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 ferry
 COPY --from=build /src/target/release/ferry /usr/local/bin/ferry

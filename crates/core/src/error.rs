@@ -7,6 +7,48 @@
 
 use std::time::Duration;
 
+/// The port `ferry sandbox` listens on by default (on 127.0.0.1), which the shipped
+/// `config/ferry.toml` points every vendor connection at.
+pub const SANDBOX_DEFAULT_PORT: u16 = 9180;
+
+/// What to add after "cannot connect to `url`": for the sandbox's default address, that the
+/// sandbox is probably not running and how to start it; otherwise nothing.
+pub fn refused_hint(url: &str) -> &'static str {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let sandbox = [
+        format!("127.0.0.1:{SANDBOX_DEFAULT_PORT}"),
+        format!("localhost:{SANDBOX_DEFAULT_PORT}"),
+        format!("[::1]:{SANDBOX_DEFAULT_PORT}"),
+    ];
+    if sandbox.iter().any(|a| a.eq_ignore_ascii_case(host_port)) {
+        " (this is the vendor sandbox's default address: start it with `ferry sandbox` in another terminal)"
+    } else {
+        ""
+    }
+}
+
+/// `url` without the password of its user info (`https://user:***@host/...`), for messages.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// How a failure must be handled. The lower-case names are the values of the
 /// `x-ferry-error-class` header on dead letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -152,6 +194,32 @@ pub type Result<T, E = FerryError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_sandboxs_default_address_gets_the_sandbox_hint() {
+        for url in [
+            "http://127.0.0.1:9180",
+            "http://localhost:9180/v1.0/yida",
+            "https://u:p@127.0.0.1:9180?x=1",
+        ] {
+            assert!(refused_hint(url).contains("`ferry sandbox`"), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:9181",
+            "https://oapi.dingtalk.com",
+            "http://sandbox:9180",
+        ] {
+            assert_eq!(refused_hint(url), "", "{url}");
+        }
+        assert_eq!(
+            redact_userinfo("https://bot:s3cret@hooks.example.com:8443/a?b=c"),
+            "https://bot:***@hooks.example.com:8443/a?b=c"
+        );
+        assert_eq!(
+            redact_userinfo("http://127.0.0.1:9180"),
+            "http://127.0.0.1:9180"
+        );
+    }
 
     #[test]
     fn record_errors_read_with_id_and_path() {

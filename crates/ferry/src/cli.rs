@@ -91,6 +91,10 @@ pub struct ExtractArgs {
     /// Run every selected scheme once now and exit, instead of following the schedules.
     #[arg(long)]
     pub once: bool,
+    /// Run every selected scheme once as soon as the extractor starts, then follow the schedules
+    /// (so a fresh deployment moves data without waiting for the next cron tick).
+    #[arg(long, conflicts_with = "once")]
+    pub run_now: bool,
     /// Extract every selected scheme from the beginning: discard the saved position of a run that
     /// did not finish (by default the next extraction resumes it after its last confirmed page).
     #[arg(long)]
@@ -299,10 +303,24 @@ pub struct SandboxArgs {
 mod tests {
     use super::*;
 
-    /// Each ferry service in docker-compose.yml: (service, command args).
-    fn compose_ferry_commands() -> Vec<(String, Vec<String>)> {
+    /// A ferry service of docker-compose.yml.
+    struct Service {
+        name: String,
+        command: Vec<String>,
+        /// Its healthcheck's `test`, its own or the `x-ferry` anchor's.
+        healthcheck: Option<Vec<String>>,
+    }
+
+    /// Each ferry service in docker-compose.yml.
+    fn compose_ferry_services() -> Vec<Service> {
         let compose = include_str!("../../../docker-compose.yml");
-        let mut services: Vec<(String, bool, Option<Vec<String>>)> = Vec::new();
+        let flow = |text: &str| -> Vec<String> {
+            serde_json::from_str(text.trim()).expect("a JSON-style flow array")
+        };
+        // (name, is ferry, command, own healthcheck)
+        let mut services: Vec<(String, bool, Option<Vec<String>>, Option<Vec<String>>)> =
+            Vec::new();
+        let mut anchor_healthcheck = None;
         let mut in_services = false;
         for line in compose.lines() {
             if line.starts_with("services:") {
@@ -310,42 +328,49 @@ mod tests {
                 continue;
             }
             if !in_services {
+                if let Some(test) = line.trim().strip_prefix("test:") {
+                    anchor_healthcheck = Some(flow(test));
+                }
                 continue;
             }
             let indent = line.len() - line.trim_start().len();
             let text = line.trim();
             if indent == 2 && text.ends_with(':') {
-                services.push((text.trim_end_matches(':').to_string(), false, None));
+                services.push((text.trim_end_matches(':').to_string(), false, None, None));
             } else if let Some(current) = services.last_mut() {
                 if text.contains("*ferry") || text == "image: ferry:latest" {
                     current.1 = true;
                 }
                 if let Some(args) = text.strip_prefix("command:") {
-                    current.2 = Some(
-                        serde_json::from_str(args.trim())
-                            .expect("command is a JSON-style flow array"),
-                    );
+                    current.2 = Some(flow(args));
+                }
+                if let Some(test) = text.strip_prefix("test:") {
+                    current.3 = Some(flow(test));
                 }
             }
         }
         services
             .into_iter()
-            .filter(|(_, is_ferry, _)| *is_ferry)
-            .map(|(name, _, cmd)| {
-                (
-                    name.clone(),
-                    cmd.unwrap_or_else(|| panic!("service {name} has no command")),
-                )
+            .filter(|(_, is_ferry, _, _)| *is_ferry)
+            .map(|(name, _, cmd, healthcheck)| Service {
+                command: cmd.unwrap_or_else(|| panic!("service {name} has no command")),
+                healthcheck: healthcheck.or_else(|| anchor_healthcheck.clone()),
+                name,
             })
             .collect()
     }
 
     #[test]
     fn every_compose_service_command_parses_with_this_cli() {
-        let commands = compose_ferry_commands();
-        let names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
+        let services = compose_ferry_services();
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["sandbox", "extractor", "transformer", "loader"]);
-        for (service, args) in &commands {
+        for Service {
+            name: service,
+            command: args,
+            ..
+        } in &services
+        {
             let argv = std::iter::once("ferry".to_string()).chain(args.iter().cloned());
             if let Err(e) = Cli::try_parse_from(argv) {
                 panic!(
@@ -353,6 +378,74 @@ mod tests {
                     args.join(" ")
                 );
             }
+        }
+    }
+
+    /// `docker compose up` moves the seed schemes' data at once: the extractor runs each scheme
+    /// when it starts, then follows the schedules.
+    #[test]
+    fn the_compose_extractor_runs_every_scheme_when_it_starts() {
+        let services = compose_ferry_services();
+        let extractor = services.iter().find(|s| s.name == "extractor").unwrap();
+        let argv = std::iter::once("ferry".to_string()).chain(extractor.command.iter().cloned());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Extract(args) => assert!(args.run_now && !args.once, "{args:?}"),
+            other => panic!("the extractor runs {other:?}"),
+        }
+    }
+
+    /// Every ferry service has a healthcheck on `/healthz` at the port it serves (the roles'
+    /// FERRY_METRICS_ADDR, the sandbox's --listen), with a client the image has.
+    #[test]
+    fn every_compose_ferry_service_has_a_healthz_healthcheck() {
+        let dockerfile = include_str!("../../../Dockerfile");
+        assert!(dockerfile.contains(" curl "), "the image needs curl");
+        let compose = include_str!("../../../docker-compose.yml");
+        assert!(compose.contains("FERRY_METRICS_ADDR: 0.0.0.0:9100"));
+        for service in compose_ferry_services() {
+            let port = if service.name == "sandbox" {
+                "9180"
+            } else {
+                "9100"
+            };
+            assert_eq!(
+                service.healthcheck,
+                Some(
+                    [
+                        "CMD",
+                        "curl",
+                        "-fsS",
+                        &format!("http://127.0.0.1:{port}/healthz"),
+                    ]
+                    .map(String::from)
+                    .to_vec()
+                ),
+                "service {}",
+                service.name
+            );
+        }
+    }
+
+    /// Prometheus (a compose service reading config/prometheus.yml) scrapes every role's
+    /// /metrics port, every replica of it.
+    #[test]
+    fn prometheus_scrapes_every_compose_role() {
+        let compose = include_str!("../../../docker-compose.yml");
+        assert!(compose.contains("./config/prometheus.yml:/etc/prometheus/prometheus.yml:ro"));
+        let prometheus = include_str!("../../../config/prometheus.yml");
+        for service in compose_ferry_services()
+            .iter()
+            .filter(|s| s.name != "sandbox")
+        {
+            let job = format!(
+                "  - job_name: ferry-{name}\n    dns_sd_configs:\n      - names: [{name}]\n        type: A\n        port: 9100\n",
+                name = service.name
+            );
+            assert!(
+                prometheus.contains(&job),
+                "no scrape job for {}",
+                service.name
+            );
         }
     }
 

@@ -120,7 +120,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.restart {
                 commands::discard_unfinished(&app, &schemes).await?;
             }
-            roles::run::extract(Arc::clone(&app), schemes, args.once, shutdown).await
+            let when = if args.once {
+                roles::run::When::Once
+            } else if args.run_now {
+                roles::run::When::NowThenScheduled
+            } else {
+                roles::run::When::Scheduled
+            };
+            roles::run::extract(Arc::clone(&app), schemes, when, shutdown).await
         }
         Command::Transform(args) => {
             let schemes = app.schemes(&args.filter)?;

@@ -157,6 +157,8 @@ fn build_state(opts: SandboxOptions) -> Arc<AppState> {
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        // For docker-compose's healthcheck, as the roles serve it.
+        .route("/healthz", get(|| async { "ok" }))
         // DingTalk open API and Yida
         .route("/v1.0/oauth2/accessToken", post(dingtalk::access_token))
         .route("/gettoken", get(dingtalk::gettoken))

@@ -394,11 +394,17 @@ impl RobotSink {
             .map_err(|e| {
                 // Refused before the request went out: not delivered; otherwise nobody knows.
                 let undelivered = e.is_connect() || e.is_builder();
+                let refused = e.is_connect();
                 // The URL carries the token and the signature: never let it into the text.
                 let err = FerryError::transient(format!(
-                    "connection `{conn}`: cannot reach the DingTalk robot at {}: {}",
+                    "connection `{conn}`: cannot reach the DingTalk robot at {}: {}{}",
                     self.base_url,
-                    error_chain(&e.without_url())
+                    error_chain(&e.without_url()),
+                    if refused {
+                        ferry_core::error::refused_hint(&self.base_url)
+                    } else {
+                        ""
+                    }
                 ));
                 if undelivered {
                     PushError::Failed(err)

@@ -388,7 +388,10 @@ impl HttpClient {
             Body::Json(value) => builder.json(value),
             Body::Form(pairs) => builder.form(pairs),
         };
-        let response = builder.send().await.map_err(|e| network_text(&e))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| network_text(&e, &req.base))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -396,7 +399,10 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().await.map_err(|e| network_text(&e))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| network_text(&e, &req.base))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         // Path only: query strings and bodies can carry tokens and signatures.
         tracing::debug!(
@@ -431,15 +437,20 @@ impl HttpClient {
     }
 }
 
-fn network_text(err: &reqwest::Error) -> String {
-    // reqwest's Display names the URL; ours carry no secrets in the path, and the query is
-    // dropped here all the same.
-    let what = if err.is_timeout() {
-        "timed out"
+/// What went wrong on the way to `base` (the connection's base URL, its password hidden; never
+/// the path or query, which can carry tokens). A refused connection to the sandbox's default
+/// address says how to start it.
+fn network_text(err: &reqwest::Error, base: &str) -> String {
+    let base = ferry_core::error::redact_userinfo(base);
+    let (what, hint) = if err.is_timeout() {
+        (format!("timed out calling {base}"), "")
     } else if err.is_connect() {
-        "cannot connect"
+        (
+            format!("cannot connect to {base}"),
+            ferry_core::error::refused_hint(&base),
+        )
     } else {
-        "request failed"
+        (format!("request to {base} failed"), "")
     };
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
     let mut detail = String::new();
@@ -448,9 +459,9 @@ fn network_text(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     if detail.is_empty() {
-        what.to_string()
+        format!("{what}{hint}")
     } else {
-        format!("{what}: {detail}")
+        format!("{what}: {detail}{hint}")
     }
 }
 

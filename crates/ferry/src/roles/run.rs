@@ -431,18 +431,54 @@ fn dead_letter_alert(alerts: &Alerts, scheme: &str, depths: &[ferry_bus::QueueDe
     alerts.raise(alert);
 }
 
-/// `ferry extract [--once]`.
+/// When `ferry extract` runs the schemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// On their cron schedules, until shutdown.
+    Scheduled,
+    /// Each once at start (`--run-now`), then on their schedules.
+    NowThenScheduled,
+    /// Each once, then exit (`--once`).
+    Once,
+}
+
+/// `ferry extract [--once | --run-now]`.
 pub async fn extract(
     app: Arc<App>,
     schemes: Vec<LoadedScheme>,
-    once: bool,
+    when: When,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::connect(Arc::clone(&app), "extract", &schemes).await?;
     // One lease owner for the process, kept across fresh connections.
     let owner = owner_name();
     crate::metrics::global().set_ready(true);
-    if !once {
+    if when == When::NowThenScheduled {
+        // A failure is logged and alerted like a scheduled run's; the schedules go on.
+        let extractor = pipeline.extractor(&owner);
+        for scheme in &schemes {
+            if shutdown.is_set() {
+                break;
+            }
+            let name = scheme.scheme.name.as_str();
+            match extractor.run_once(scheme, &shutdown).await {
+                Ok(Some(x)) => tracing::info!(
+                    scheme = name,
+                    run = %x.run_id,
+                    pages = x.pages,
+                    records = x.records,
+                    "--run-now: extracted"
+                ),
+                Ok(None) => {
+                    tracing::info!(scheme = name, "--run-now: another extractor is running it")
+                }
+                Err(e) => {
+                    tracing::error!(scheme = name, class = %e.class(), error = %e, "--run-now: run failed")
+                }
+            }
+        }
+    }
+    if when != When::Once {
         loop {
             let extractor = Arc::new(pipeline.extractor(&owner));
             let bus = Arc::clone(&pipeline.bus);
