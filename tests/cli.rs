@@ -173,6 +173,8 @@ fn help_lists_every_role() {
         "load",
         "run",
         "replay",
+        "discard",
+        "teardown",
         "status",
         "lint",
         "preview",

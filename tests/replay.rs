@@ -289,7 +289,12 @@ async fn every_replay_is_audited_and_shown_by_status() {
         (&oldest["dry_run"], &oldest["matched"], &oldest["moved"]),
         (&json!(true), &json!(2), &json!(0))
     );
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    // The OS user, as the command takes it.
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
     assert_eq!(
         (
             &newest["by"],
