@@ -263,4 +263,111 @@ mod tests {
             Some(&AMQPValue::LongString("2026-01-02T03:05:06.000Z".into()))
         );
     }
+
+    /// What a header may hold when it comes from outside (another client, a shovel, an
+    /// operator's management-UI publish): any type, long strings of any bytes.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = AMQPValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<bool>().prop_map(AMQPValue::Boolean),
+            any::<i8>().prop_map(AMQPValue::ShortShortInt),
+            any::<u8>().prop_map(AMQPValue::ShortShortUInt),
+            any::<i16>().prop_map(AMQPValue::ShortInt),
+            any::<u16>().prop_map(AMQPValue::ShortUInt),
+            any::<i32>().prop_map(AMQPValue::LongInt),
+            any::<u32>().prop_map(AMQPValue::LongUInt),
+            any::<i64>().prop_map(AMQPValue::LongLongInt),
+            any::<f64>().prop_map(AMQPValue::Double),
+            any::<u64>().prop_map(AMQPValue::Timestamp),
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| AMQPValue::LongString(LongString::from(b))),
+            "\\PC{0,30}".prop_map(|s| AMQPValue::ShortString(ShortString::from(s))),
+            "[ +-]{0,2}[0-9]{1,25}[ ]{0,2}"
+                .prop_map(|s| AMQPValue::LongString(LongString::from(s))),
+            "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})"
+                .prop_map(|s| AMQPValue::LongString(LongString::from(s))),
+            Just(AMQPValue::Void),
+            Just(AMQPValue::FieldTable(FieldTable::default())),
+        ]
+    }
+
+    /// A time Ferry writes: milliseconds, years 1970 to 9999.
+    fn any_time() -> impl proptest::strategy::Strategy<Value = Option<DateTime<Utc>>> {
+        use proptest::prelude::*;
+        proptest::option::of(
+            (0_i64..253_402_300_799_999)
+                .prop_map(|ms| DateTime::from_timestamp_millis(ms).unwrap_or_default()),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::with_cases(1000)
+        })]
+
+        #[test]
+        fn any_header_table_reads_without_panic(
+            entries in proptest::collection::vec(
+                (
+                    proptest::sample::select(&[
+                        names::SCHEME, names::RUN, names::STAGE, names::ATTEMPT,
+                        names::REPLAYS, names::TRACEPARENT, names::ERROR_CLASS,
+                        names::ERROR, names::ERROR_PATH, names::FIRST_FAILED_AT,
+                        names::FAILED_AT, names::RECORD_ID, names::DELIVERY_COUNT,
+                        "x-death", "其他 😀",
+                    ][..]),
+                    any_value(),
+                ),
+                0..16,
+            )
+        ) {
+            let mut table = FieldTable::default();
+            for (key, value) in entries {
+                let _ = value_count(&value);
+                table.insert(key.into(), value);
+            }
+            let headers = Headers::from_field_table(&table);
+            // What was read writes back and reads again as itself.
+            proptest::prop_assert_eq!(
+                Headers::from_field_table(&headers.to_field_table()),
+                headers
+            );
+        }
+
+        #[test]
+        fn any_headers_round_trip(
+            texts in proptest::collection::vec(proptest::option::of("\\PC{0,40}"), 8),
+            stage in proptest::option::of(proptest::sample::select(&Stage::ALL[..])),
+            class in proptest::option::of(proptest::sample::select(&[
+                ErrorClass::Transient, ErrorClass::Record, ErrorClass::Config,
+            ][..])),
+            attempt in proptest::prelude::any::<u32>(),
+            replays in proptest::prelude::any::<u32>(),
+            first_failed_at in any_time(),
+            failed_at in any_time(),
+        ) {
+            let mut texts = texts.into_iter();
+            let mut next = || texts.next().flatten();
+            let headers = Headers {
+                scheme: next(),
+                run: next(),
+                stage,
+                attempt,
+                replays,
+                traceparent: next(),
+                tracestate: next(),
+                error_class: class,
+                error: next(),
+                error_path: next(),
+                first_failed_at,
+                failed_at,
+                record_id: next(),
+            };
+            proptest::prop_assert_eq!(
+                Headers::from_field_table(&headers.to_field_table()),
+                headers
+            );
+        }
+    }
 }
