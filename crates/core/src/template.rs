@@ -765,8 +765,8 @@ impl Placeholder {
         let out_of_range = || FerryError::record("LAST_CURSOR: time out of range");
         let local = match ctx.last_cursor {
             None => DateTime::UNIX_EPOCH.naive_utc(),
-            Some(CursorValue::Time(t)) => t
-                .checked_sub_signed(TimeDelta::seconds(ctx.overlap_secs))
+            Some(CursorValue::Time(t)) => TimeDelta::try_seconds(ctx.overlap_secs)
+                .and_then(|overlap| t.checked_sub_signed(overlap))
                 .ok_or_else(out_of_range)?,
             Some(number) => {
                 let value = number.number().ok_or_else(out_of_range)?;
@@ -774,7 +774,7 @@ impl Placeholder {
                     return Ok(value);
                 }
                 convert::to_naive_datetime(&value, ctx.tz)
-                    .and_then(|t| t.checked_sub_signed(TimeDelta::seconds(ctx.overlap_secs)))
+                    .and_then(|t| t.checked_sub_signed(TimeDelta::try_seconds(ctx.overlap_secs)?))
                     .ok_or_else(|| {
                         FerryError::config(format!(
                             "LAST_CURSOR: the number {value} does not read as a time"
@@ -1034,6 +1034,22 @@ mod tests {
             render(&ctx, "{{LAST_CURSOR|timestamp_ms}}"),
             json!(1717000000000i64 - 300_000)
         );
+    }
+
+    #[test]
+    fn last_cursor_with_an_overlap_past_any_time_is_an_error_not_a_panic() {
+        // Found by the property tests: `TimeDelta::seconds` panics past ±2^63 ms.
+        for cursor in [json!("2024-05-29 08:00:00"), json!(1717000000000i64)] {
+            let cursor = CursorValue::of(&cursor, SH).unwrap();
+            for overlap in [i64::MAX, i64::MIN, 9_223_372_036_854_776] {
+                let ctx = Context::new(now(), SH).with_last_cursor(Some(cursor), overlap);
+                let err = Template::parse("{{LAST_CURSOR|datetime}}")
+                    .unwrap()
+                    .render(&ctx)
+                    .unwrap_err();
+                assert!(err.to_string().contains("LAST_CURSOR"), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -628,3 +628,119 @@ proptest! {
         load_lint_and_map(&dir, &[]);
     }
 }
+
+// ---------------------------------------------------------------- schedules, globs, cursors, paging
+
+const CRON_PIECES: &[&str] = &[
+    "0",
+    "5",
+    "59",
+    "60",
+    "31",
+    "2",
+    "12",
+    "7",
+    "*",
+    "*/",
+    "/",
+    "-",
+    ",",
+    "L",
+    "W",
+    "#",
+    "?",
+    "LW",
+    "5L",
+    "MON",
+    "SUN-SAT",
+    "JAN",
+    "99999999999",
+    " ",
+    "  ",
+    "\t",
+    "@daily",
+    "@hourly",
+    "日",
+];
+
+proptest! {
+    #![proptest_config(cases(500))]
+
+    #[test]
+    fn any_schedule_parses_and_finds_its_next_time_or_fails_cleanly(
+        pieces in proptest::collection::vec(proptest::sample::select(CRON_PIECES), 0..16),
+        src in text(),
+    ) {
+        for expr in [pieces.concat(), pieces.join(" "), src] {
+            if let Ok(cron) = ferry_core::load::schedule(&expr) {
+                // As the extract role asks it: the next run after now, in the scheme's zone.
+                let _ = cron.find_next_occurrence(&now(), false);
+            }
+        }
+    }
+
+    #[test]
+    fn any_schemes_glob_loads_or_fails_cleanly(
+        pattern in prop_oneof![
+            text(),
+            proptest::collection::vec(
+                proptest::sample::select(&["schemes", "/", "*", "**", "?", "[", "]", "[!", "{", "}", "..", "退款", "\\", ".json"][..]),
+                0..10,
+            ).prop_map(|p| p.concat()),
+        ],
+    ) {
+        let dir = Dir::new();
+        dir.write("x.json", b"{}");
+        let toml = shipped("ferry.toml").replacen(
+            "schemes = \"schemes/*.json\"",
+            &format!("schemes = {:?}", pattern),
+            1,
+        );
+        std::fs::write(dir.0.join("ferry.toml"), toml).unwrap();
+        load_lint_and_map(&dir, &[]);
+    }
+
+    #[test]
+    fn cursor_values_compare_without_panic(a in json_value(), b in json_value()) {
+        let a = ferry_core::template::CursorValue::of(&a, SH);
+        let b = ferry_core::template::CursorValue::of(&b, SH);
+        if let (Some(a), Some(b)) = (a, b) {
+            let _ = a.is_after(&b);
+            let _ = b.is_after(&a);
+        }
+    }
+
+    #[test]
+    fn source_requests_render_with_any_paging_and_cursor(
+        seed in proptest::sample::select(SEEDS),
+        page_size in any::<u64>(),
+        start_row in any::<u64>(),
+        start_page in any::<u64>(),
+        cursor in prop_oneof![
+            json_value(),
+            "[0-9]{4}-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (0_i64..4_000_000_000_000).prop_map(Value::from),
+        ],
+        overlap in prop_oneof![any::<i64>(), -1_000_000_000_i64..1_000_000_000],
+        last_sync in proptest::option::of(-8_000_000_000_000_i64..8_000_000_000_000),
+    ) {
+        let scheme: ferry_core::Scheme =
+            serde_json::from_str(&shipped(&format!("schemes/{seed}"))).unwrap();
+        let page = ferry_core::template::PageVars { page_size, start_row, start_page };
+        let last_sync = last_sync.and_then(|s| SH.timestamp_opt(s, 0).single());
+        let ctx = Context::new(now(), SH)
+            .with_page(page)
+            .with_last_sync(last_sync)
+            .with_last_cursor(ferry_core::template::CursorValue::of(&cursor, SH), overlap);
+        let _ = ferry_core::mapping::render_tree(&scheme.source.metadata.request, &ctx);
+        for text in [
+            "{{PAGINATION_PAGE_SIZE}} {{PAGINATION_START_ROW}} {{PAGINATION_START_PAGE}}",
+            "{{LAST_SYNC_TIME}}|{{LAST_CURSOR}}|{{LAST_SYNC_TIME|timestamp}}",
+            "{{LAST_CURSOR|datetime}} {{LAST_CURSOR|timestamp_ms}} {{LAST_CURSOR|date}}",
+            "_function DATE_SUB('{{LAST_SYNC_TIME}}', INTERVAL {{PAGINATION_START_ROW}} SECOND)",
+        ] {
+            let _ = Template::parse(text).map(|t| t.render(&ctx));
+        }
+    }
+}

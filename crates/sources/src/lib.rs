@@ -29,6 +29,10 @@ use serde_json::Value;
 /// no `sync_overlap_secs`.
 pub const DEFAULT_SYNC_OVERLAP_SECS: u64 = 300;
 
+/// The largest overlap accepted: 100 years. Windows are computed on chrono times, which cannot
+/// move back by an arbitrary number of seconds.
+pub const MAX_SYNC_OVERLAP_SECS: u64 = 100 * 365 * 24 * 60 * 60;
+
 /// The overlap of a source, every kind alike: `sync_overlap_secs` in the metadata, else
 /// `pagination.overlap_secs`, else [`DEFAULT_SYNC_OVERLAP_SECS`]. The next window starts this
 /// much earlier than the last one began, so records stamped near the boundary (or committed
@@ -39,10 +43,12 @@ pub fn overlap(metadata: &Metadata) -> Result<Duration, FerryError> {
         Some(v) => v
             .as_u64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|secs| *secs <= MAX_SYNC_OVERLAP_SECS)
             .map(Some)
             .ok_or_else(|| {
                 FerryError::config(format!(
-                    "source.metadata.{path}: expected a whole number of seconds, found {v}"
+                    "source.metadata.{path}: expected a whole number of seconds up to \
+                     {MAX_SYNC_OVERLAP_SECS} (100 years), found {v}"
                 ))
             }),
     };
@@ -84,4 +90,41 @@ pub(crate) fn foreign_cursor(cursor: &Value) -> FerryError {
         "the saved cursor {cursor} was not written by this source; start the scheme from the \
          beginning with `ferry extract --once --restart --scheme NAME`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn metadata(value: Value) -> Metadata {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn an_overlap_past_what_a_time_can_move_is_a_config_error() {
+        // Found by the property tests: the extractor turned this into `TimeDelta::seconds`
+        // of i64::MAX and panicked at the start of every run.
+        for huge in [json!(18446744073709551615u64), json!("9223372036854775807")] {
+            let err = overlap(&metadata(
+                json!({"api": "select", "sync_overlap_secs": huge}),
+            ))
+            .unwrap_err();
+            assert_eq!(err.class(), ferry_core::ErrorClass::Config);
+            assert!(
+                err.to_string().starts_with(
+                    "source.metadata.sync_overlap_secs: expected a whole number of seconds up to \
+                     3153600000 (100 years), found "
+                ),
+                "{err}"
+            );
+        }
+        let paged = metadata(json!({"api": "/x", "pagination": {"overlap_secs": 3153600001u64}}));
+        assert!(overlap(&paged).is_err());
+        let most = metadata(json!({"api": "/x", "sync_overlap_secs": MAX_SYNC_OVERLAP_SECS}));
+        assert_eq!(
+            overlap(&most).unwrap(),
+            Duration::from_secs(MAX_SYNC_OVERLAP_SECS)
+        );
+    }
 }
