@@ -363,6 +363,7 @@ mod tests {
                 first_failed_at,
                 failed_at,
                 record_id: next(),
+                rerender_of: None,
             };
             proptest::prop_assert_eq!(
                 Headers::from_field_table(&headers.to_field_table()),
