@@ -291,6 +291,19 @@ mod tests {
         ]
     }
 
+    /// 1000 cases, unless `PROPTEST_CASES` asks for another number; no file of seeds (a failure
+    /// becomes a named test).
+    fn cases() -> proptest::prelude::ProptestConfig {
+        let mut config = proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        };
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = 1000;
+        }
+        config
+    }
+
     /// A time Ferry writes: milliseconds, years 1970 to 9999.
     fn any_time() -> impl proptest::strategy::Strategy<Value = Option<DateTime<Utc>>> {
         use proptest::prelude::*;
@@ -301,10 +314,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            failure_persistence: None,
-            ..proptest::prelude::ProptestConfig::with_cases(1000)
-        })]
+        #![proptest_config(cases())]
 
         #[test]
         fn any_header_table_reads_without_panic(
@@ -314,7 +324,8 @@ mod tests {
                         names::SCHEME, names::RUN, names::STAGE, names::ATTEMPT,
                         names::REPLAYS, names::TRACEPARENT, names::ERROR_CLASS,
                         names::ERROR, names::ERROR_PATH, names::FIRST_FAILED_AT,
-                        names::FAILED_AT, names::RECORD_ID, names::DELIVERY_COUNT,
+                        names::FAILED_AT, names::RECORD_ID, names::RERENDER_OF,
+                        names::DELIVERY_COUNT,
                         "x-death", "其他 😀",
                     ][..]),
                     any_value(),
@@ -339,6 +350,7 @@ mod tests {
         fn any_headers_round_trip(
             texts in proptest::collection::vec(proptest::option::of("\\PC{0,40}"), 8),
             stage in proptest::option::of(proptest::sample::select(&Stage::ALL[..])),
+            rerender_of in proptest::option::of(proptest::sample::select(&Stage::ALL[..])),
             class in proptest::option::of(proptest::sample::select(&[
                 ErrorClass::Transient, ErrorClass::Record, ErrorClass::Config,
             ][..])),
@@ -363,7 +375,7 @@ mod tests {
                 first_failed_at,
                 failed_at,
                 record_id: next(),
-                rerender_of: None,
+                rerender_of,
             };
             proptest::prop_assert_eq!(
                 Headers::from_field_table(&headers.to_field_table()),
