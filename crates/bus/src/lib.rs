@@ -10,6 +10,7 @@
 //! - [`consumer`]: [`Consumer`] and [`Incoming`], manual acks with a prefetch.
 //! - [`headers`]: [`Headers`], the typed AMQP headers.
 //! - [`failure`]: [`Bus::route_failure`] and friends, the one place that picks retry or DLQ.
+//! - [`browse`]: [`Bus::browse_dead_letters`], reading dead letters without moving them.
 //! - [`replay`]: [`Bus::dead_letters`], one filtered pass over a DLQ: replay, re-render or discard.
 //! - [`trace`]: W3C trace context in and out of [`Headers`].
 //! - [`error`]: [`BusError`]; [`BusError::Lost`] means "exit non-zero, let the supervisor restart".
@@ -31,6 +32,7 @@
 //! }
 //! ```
 
+pub mod browse;
 pub mod bus;
 pub mod consumer;
 pub mod error;
@@ -42,6 +44,7 @@ pub mod replay;
 pub mod topology;
 pub mod trace;
 
+pub use browse::{DeadLetterPage, DeadLetterView};
 pub use bus::Bus;
 pub use consumer::{Consumer, Incoming};
 pub use error::{BusError, redact_url};

@@ -67,6 +67,9 @@ pub enum Command {
     Teardown(TeardownArgs),
     /// Per scheme: queue depths, dead letters, checkpoint, last runs.
     Status(StatusArgs),
+    /// Serve the operator console (schemes, runs, dead letters, replay) in a browser; login from
+    /// `[console]` in ferry.toml.
+    Console(ConsoleArgs),
     /// Check the configuration and every scheme (offline; `--online` also against the live
     /// services).
     Lint(LintArgs),
@@ -269,6 +272,14 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Address to listen on; default `[console] listen`, else 127.0.0.1:9190 (loopback only: give
+    /// 0.0.0.0:9190 to reach it from other machines, e.g. in docker-compose).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

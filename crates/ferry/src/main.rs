@@ -6,6 +6,7 @@ mod app;
 mod cli;
 mod commands;
 mod connections;
+mod console;
 mod counts;
 mod dead_letters;
 mod metrics;
@@ -174,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return code;
         }
         Command::Status(args) => commands::status(Arc::clone(&app), args).await,
+        Command::Console(args) => console::serve(Arc::clone(&app), args.listen, shutdown).await,
         Command::Lint(_) | Command::Preview(_) | Command::Sandbox(_) => {
             unreachable!("handled above")
         }

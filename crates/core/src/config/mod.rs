@@ -10,6 +10,7 @@
 //! Scheme files are found through [`FerryConfig::schemes`] and read by [`crate::load`].
 
 mod connection;
+mod console;
 /// `${VAR}` substitution.
 pub mod env;
 pub(crate) mod read;
@@ -25,6 +26,9 @@ pub use connection::{
     DINGTALK_ROBOT_BASE_URL, DINGTALK_ROBOT_PER_MINUTE, DingTalkConnection,
     DingTalkRobotConnection, HttpConnection, JUSHUITAN_RATE_PER_SEC, JushuitanConnection,
     KingdeeConnection, MysqlConnection, OKKI_DEFAULT_SCOPE, OkkiConnection, RobotFormat,
+};
+pub use console::{
+    ConsoleConfig, DEFAULT_CONSOLE_LISTEN, DEFAULT_JAEGER_URL, MIN_CONSOLE_SECRET_LEN,
 };
 pub use secret::Secret;
 
@@ -63,6 +67,9 @@ pub struct FerryConfig {
     pub connections: BTreeMap<String, Connection>,
     /// `[alerts]`: who is told when something breaks. Absent: nobody (failures are only logged).
     pub alerts: Option<AlertsConfig>,
+    /// `[console]`: the operator console's login and links. Absent: `ferry console` refuses to
+    /// start (it never runs without a login).
+    pub console: Option<ConsoleConfig>,
 }
 
 /// `[alerts]`: where alerts go and what raises them. At least one of `robot` and `webhook`.
@@ -181,6 +188,9 @@ impl FerryConfig {
         let alerts = table.contains_key("alerts").then(|| {
             AlertsConfig::read(root.table(&mut report, "alerts"), &connections, &mut report)
         });
+        let console = table
+            .contains_key("console")
+            .then(|| ConsoleConfig::read(root.table(&mut report, "console"), &mut report));
         root.finish(&mut report);
 
         if report.problems.is_empty() {
@@ -191,6 +201,7 @@ impl FerryConfig {
                 telemetry,
                 connections,
                 alerts,
+                console,
             });
         }
         // Problems were found pass by pass (substitution, then each section); show them in the
