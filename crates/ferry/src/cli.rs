@@ -375,7 +375,10 @@ mod tests {
     fn every_compose_service_command_parses_with_this_cli() {
         let services = compose_ferry_services();
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["sandbox", "extractor", "transformer", "loader"]);
+        assert_eq!(
+            names,
+            ["sandbox", "extractor", "transformer", "loader", "console"]
+        );
         for Service {
             name: service,
             command: args,

@@ -105,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Load(_)
             | Command::Extract(cli::ExtractArgs { once: false, .. })
             | Command::Run(cli::RunArgs { once: false, .. })
+            | Command::Console(_)
     );
     if let (Some(addr), true) = (metrics_addr, long_running) {
         let shutdown = shutdown.clone();

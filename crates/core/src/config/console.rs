@@ -1,8 +1,10 @@
 //! `[console]`: the operator console (`ferry console`), its login and its links.
 //!
-//! The console shows business data and can move dead letters, so it has no anonymous mode: the
-//! section must name a token, or a user and a password (each secret through `${VAR}`, so it never
-//! sits in the file). The listen address defaults to loopback.
+//! The console shows business data and can move dead letters, so it has no anonymous mode:
+//! `ferry console` refuses to start unless the section names a token, or a user and a password
+//! (each secret through `${VAR}`, so it never sits in the file). An empty value (an unset
+//! `${FERRY_CONSOLE_TOKEN:-}`) counts as absent, so the shipped `ferry.toml` can carry the section
+//! without every other command needing the variable. The listen address defaults to loopback.
 
 use super::Secret;
 use super::read::{Report, TableReader};
@@ -34,6 +36,11 @@ pub struct ConsoleConfig {
 }
 
 impl ConsoleConfig {
+    /// True when a login is configured (a token, or a user and a password).
+    pub fn has_login(&self) -> bool {
+        self.token.is_some() || (self.user.is_some() && self.password.is_some())
+    }
+
     pub(crate) fn read(mut r: TableReader<'_>, report: &mut Report) -> Self {
         let config = ConsoleConfig {
             listen: r.string_or(report, "listen", DEFAULT_CONSOLE_LISTEN),
@@ -43,13 +50,6 @@ impl ConsoleConfig {
             jaeger_url: r.string_or(report, "jaeger_url", DEFAULT_JAEGER_URL),
             session_minutes: r.uint(report, "session_minutes", 1..=10_080, 480),
         };
-        if config.token.is_none() && config.user.is_none() && config.password.is_none() {
-            report.error(
-                &r.path_of("token"),
-                "the console needs a login: set `token = \"${FERRY_CONSOLE_TOKEN}\"`, or `user` \
-                 and `password = \"${FERRY_CONSOLE_PASSWORD}\"`",
-            );
-        }
         if config.user.is_some() != config.password.is_some() {
             let missing = if config.user.is_some() {
                 "password"

@@ -104,7 +104,10 @@ impl Links {
                 None
             }
             Err(_) => {
-                link.down(format!("no answer within {CONNECT_TIMEOUT_SECS} s"));
+                link.down(format!(
+                    "RabbitMQ at {} gave no answer within {CONNECT_TIMEOUT_SECS} s",
+                    ferry_bus::redact_url(&self.app.amqp_url)
+                ));
                 None
             }
         }
@@ -127,7 +130,10 @@ impl Links {
                 None
             }
             Err(_) => {
-                link.down(format!("no answer within {CONNECT_TIMEOUT_SECS} s"));
+                link.down(format!(
+                    "the state database at {} gave no answer within {CONNECT_TIMEOUT_SECS} s",
+                    ferry_state::mysql::redact_url(&self.app.state_url)
+                ));
                 None
             }
         }

@@ -63,6 +63,13 @@ pub async fn serve(
             app.loaded.config_name()
         )
     })?;
+    if !config.has_login() {
+        anyhow::bail!(
+            "{}: [console] names no login: set FERRY_CONSOLE_TOKEN (for `token = \"${{FERRY_CONSOLE_TOKEN:-}}\"`), \
+             or `user` and `password`; the console never runs without one",
+            app.loaded.config_name()
+        );
+    }
     let listen = listen.unwrap_or_else(|| config.listen.clone());
     let console = Arc::new(Console {
         sessions: Sessions::new(&config),
@@ -217,9 +224,9 @@ async fn replay_letters(
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    if c.app.loaded.scheme(&name).is_none() {
+    let Some(scheme) = c.app.loaded.scheme(&name) else {
         return refuse(StatusCode::NOT_FOUND, "no such scheme");
-    }
+    };
     let request: replay::ReplayRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("bad replay request: {e}")),
@@ -239,6 +246,15 @@ async fn replay_letters(
             "the state database is unreachable: the replay could not be recorded, nothing was moved",
         );
     };
+    // As `ferry replay` does: the work queues must exist for the dead letters to go back to.
+    if let Err(e) = c.app.declare(&bus, std::slice::from_ref(scheme)).await {
+        c.links.bus_failed(format!("{e:#}")).await;
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &c.links
+                .redact(&format!("cannot declare the scheme's queues: {e:#}")),
+        );
+    }
     match replay::run(&bus, &state, &name, &request, &session.user).await {
         Ok(outcome) => axum::Json(json!({
             "dry_run": request.dry_run,

@@ -359,7 +359,7 @@ function deadLettersPage(name) {
           h('th', {}, 'Stage'), h('th', {}, 'Filter'), h('th', { class: 'num' }, 'Matched'), h('th', { class: 'num' }, 'Moved'))),
         h('tbody', {}, replays.map((a) => h('tr', {}, h('td', {}, when(a.started_at)), h('td', {}, a.by),
           h('td', {}, a.stage), h('td', {}, h('code', {}, a.filter)), h('td', { class: 'num' }, a.matched),
-          h('td', { class: 'num' }, a.moved, a.error ? h('div', { class: 'letter-error' }, a.error) : null)))))));
+          h('td', { class: 'num' }, a.moved, a.error ? h('div', { class: 'letter-error' }, a.error) : null))))));
   }
 
   async function render() {
