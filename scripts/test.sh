@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
+# The console's browser test drives Debian's chromium through playwright-core.
+scripts/browser-deps.sh
 log=$(mktemp -t ferry-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT
 # Doc-tests are left out: the crates have no doc examples to run.

@@ -356,9 +356,9 @@ function deadLettersPage(name) {
       ? h('p', { class: 'muted' }, 'Unknown while the state database is unreachable.')
       : replays.length === 0 ? h('p', { class: 'muted' }, 'No replay yet.')
         : h('table', { class: 'audit', id: 'replays' }, h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Who'),
-          h('th', {}, 'Stage'), h('th', {}, 'Filter'), h('th', { class: 'num' }, 'Matched'), h('th', { class: 'num' }, 'Moved'))),
+          h('th', {}, 'Action'), h('th', {}, 'Stage'), h('th', {}, 'Filter'), h('th', { class: 'num' }, 'Matched'), h('th', { class: 'num' }, 'Moved'))),
         h('tbody', {}, replays.map((a) => h('tr', {}, h('td', {}, when(a.started_at)), h('td', {}, a.by),
-          h('td', {}, a.stage), h('td', {}, h('code', {}, a.filter)), h('td', { class: 'num' }, a.matched),
+          h('td', {}, a.dry_run ? `${a.action} (dry run)` : a.action), h('td', {}, a.stage), h('td', {}, h('code', {}, a.filter)), h('td', { class: 'num' }, a.matched),
           h('td', { class: 'num' }, a.moved, a.error ? h('div', { class: 'letter-error' }, a.error) : null))))));
   }
 
