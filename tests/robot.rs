@@ -673,7 +673,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (report.written, report.skipped, report.failed.len()),
+        (report.counts.written, report.counts.skipped, report.failed.len()),
         (4, 0, 0)
     );
     assert_eq!(robot.messages().await.len(), 4);
@@ -682,7 +682,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     // Written again (a redelivery): nothing is pushed.
     robot.set_faults(json!({"robot": {}})).await;
     let report = good.write(batch.clone()).await.unwrap();
-    assert_eq!((report.written, report.skipped), (0, 4));
+    assert_eq!((report.counts.written, report.counts.skipped), (0, 4));
     assert_eq!(robot.messages().await.len(), 4);
 
     // A 5xx burst: the batch fails as transient and nothing is recorded as delivered.
@@ -702,7 +702,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
         .write(vec![changed[0].clone(), changed[0].clone()])
         .await
         .unwrap();
-    assert_eq!((report.written, report.skipped), (1, 1));
+    assert_eq!((report.counts.written, report.counts.skipped), (1, 1));
     let messages = robot.messages().await;
     assert_eq!(messages.len(), 5);
     assert_eq!(
@@ -755,7 +755,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     );
     robot.set_faults(json!({"robot": {}})).await;
     let report = impatient.write(vec![record("赵六", "丙")]).await.unwrap();
-    assert_eq!((report.written, report.skipped), (1, 0));
+    assert_eq!((report.counts.written, report.counts.skipped), (1, 0));
     assert_eq!(robot.messages().await.len(), 6);
     world.clean().await;
 }
@@ -783,7 +783,7 @@ async fn a_push_whose_answer_was_lost_is_pushed_again_marked_as_a_possible_repea
 
     robot.set_faults(json!({"robot": {}})).await;
     let report = sink.write(lost.clone()).await.unwrap();
-    assert_eq!((report.written, report.skipped), (1, 0));
+    assert_eq!((report.counts.written, report.counts.skipped), (1, 0));
     let messages = robot.messages().await;
     assert_eq!(messages.len(), 2);
     assert_eq!(
@@ -795,7 +795,7 @@ async fn a_push_whose_answer_was_lost_is_pushed_again_marked_as_a_possible_repea
     );
     // Answered now: in the ledger, never pushed again.
     let report = sink.write(lost).await.unwrap();
-    assert_eq!((report.written, report.skipped), (0, 1));
+    assert_eq!((report.counts.written, report.counts.skipped), (0, 1));
 
     // Refused with a 5xx: not delivered, so the retry carries no mark.
     robot.set_faults(json!({"robot": {"burst_5xx": 1}})).await;
@@ -805,7 +805,7 @@ async fn a_push_whose_answer_was_lost_is_pushed_again_marked_as_a_possible_repea
         ErrorClass::Transient
     );
     let report = sink.write(refused).await.unwrap();
-    assert_eq!(report.written, 1);
+    assert_eq!(report.counts.written, 1);
     let messages = robot.messages().await;
     assert_eq!(messages.len(), 3);
     assert!(
@@ -1082,7 +1082,7 @@ async fn two_contents_of_one_id_in_a_lost_push_both_come_back_marked_as_possible
 
     robot.set_faults(json!({"robot": {}})).await;
     let report = sink.write(batch.clone()).await.unwrap();
-    assert_eq!((report.written, report.skipped), (2, 1));
+    assert_eq!((report.counts.written, report.counts.skipped), (2, 1));
     let messages = robot.messages().await;
     assert_eq!(messages.len(), 2);
     assert_eq!(
@@ -1092,7 +1092,7 @@ async fn two_contents_of_one_id_in_a_lost_push_both_come_back_marked_as_possible
          **2.**（更新）（可能重复）\n- 留言用户姓名: 张三 😀\n- 公司名称: 深圳🚀科技"
     );
     let report = sink.write(batch).await.unwrap();
-    assert_eq!((report.written, report.skipped), (0, 3));
+    assert_eq!((report.counts.written, report.counts.skipped), (0, 3));
     assert_eq!(robot.messages().await.len(), 2);
     world.clean().await;
 }

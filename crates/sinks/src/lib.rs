@@ -18,43 +18,14 @@ pub mod robot;
 use async_trait::async_trait;
 use ferry_core::{FerryError, Record};
 
-/// The outcome of writing one batch. Every record of the batch is counted once, in one field.
+/// The outcome of writing one batch. Every record of the batch is counted once, in one field of
+/// `counts` (whose `dead` stays 0: the loader dead-letters `failed`).
 #[derive(Debug, Default)]
 pub struct WriteReport {
-    /// Records the target took without saying what it did with them (robot pushes, MySQL
-    /// `REPLACE` and statements that are not an INSERT).
-    pub written: u64,
-    /// MySQL: rows inserted.
-    pub inserted: u64,
-    /// MySQL: rows that existed and were changed.
-    pub updated: u64,
-    /// MySQL: rows that existed and already held the record's values.
-    pub unchanged: u64,
-    /// MySQL: records whose key the table had, kept as they were (`write_mode = "insert"`).
-    pub kept: u64,
-    /// The no-op target: records accepted and written nowhere.
-    pub accepted: u64,
-    /// Records that were already there (a plain INSERT meeting its own duplicate under idCheck,
-    /// a robot message already in the ledger, or an identical copy earlier in the batch).
-    pub skipped: u64,
+    /// What the target did with the records it took.
+    pub counts: ferry_state::Counts,
     /// Records the target refused, each with its error (normally class `Record`).
     pub failed: Vec<(Record, FerryError)>,
-}
-
-impl WriteReport {
-    /// The counts, without the failures.
-    pub fn counts(&self) -> ferry_state::Counts {
-        ferry_state::Counts {
-            written: self.written,
-            inserted: self.inserted,
-            updated: self.updated,
-            unchanged: self.unchanged,
-            kept: self.kept,
-            accepted: self.accepted,
-            skipped: self.skipped,
-            dead: 0,
-        }
-    }
 }
 
 /// A target opened for a scheme; shared by the loader's concurrent batches.

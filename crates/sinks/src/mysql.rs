@@ -36,6 +36,7 @@ use ferry_core::scheme::Metadata;
 use ferry_core::sql::{NamedSql, binds_for};
 use ferry_core::write::{DUPLICATES_VAR, OnDuplicate, WriteSql, write_sql};
 use ferry_core::{ErrorClass, FerryError, Record};
+use ferry_state::Counts;
 use ferry_state::mysql::{bind_values, classify_ref, is_duplicate_key};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
@@ -181,16 +182,16 @@ impl MysqlSink {
             OnDuplicate::Keep | OnDuplicate::Update => {
                 let dups = dups.min(rows);
                 let updated = affected.saturating_sub(rows).min(dups);
-                report.inserted += rows - dups;
-                report.updated += updated;
+                report.counts.inserted += rows - dups;
+                report.counts.updated += updated;
                 if self.on_duplicate == OnDuplicate::Keep {
-                    report.kept += dups - updated;
+                    report.counts.kept += dups - updated;
                 } else {
-                    report.unchanged += dups - updated;
+                    report.counts.unchanged += dups - updated;
                 }
             }
-            OnDuplicate::Replace | OnDuplicate::AsWritten => report.written += rows,
-            OnDuplicate::Refuse => report.inserted += rows,
+            OnDuplicate::Replace | OnDuplicate::AsWritten => report.counts.written += rows,
+            OnDuplicate::Refuse => report.counts.inserted += rows,
         }
     }
 
@@ -312,8 +313,11 @@ impl Sink for MysqlSink {
         let batch = distinct_records(records);
         let records: Vec<Record> = batch.kept.into_iter().map(|(r, _)| r).collect();
         let mut report = WriteReport {
-            skipped: batch.repeats,
-            ..WriteReport::default()
+            counts: Counts {
+                skipped: batch.repeats,
+                ..Counts::default()
+            },
+            failed: Vec::new(),
         };
         match &self.plan {
             Plan::Execute { sql } => self.execute(sql, records, &mut report).await?,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use ferry_core::{FerryError, Record};
+use ferry_state::Counts;
 
 use crate::{Sink, WriteReport};
 
@@ -12,8 +13,11 @@ pub struct NoopSink;
 impl Sink for NoopSink {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
         Ok(WriteReport {
-            accepted: records.len() as u64,
-            ..WriteReport::default()
+            counts: Counts {
+                accepted: records.len() as u64,
+                ..Counts::default()
+            },
+            failed: Vec::new(),
         })
     }
 }

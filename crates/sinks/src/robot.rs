@@ -39,7 +39,7 @@ use ferry_core::record::value_text;
 use ferry_core::scheme::Metadata;
 use ferry_core::sign::{robot_sign_query, to_hex, url_encode};
 use ferry_core::{FerryError, Record};
-use ferry_state::State;
+use ferry_state::{Counts, State};
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -598,8 +598,11 @@ impl Sink for RobotSink {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
         let (entries, skipped) = self.entries(records).await?;
         let mut report = WriteReport {
-            skipped,
-            ..WriteReport::default()
+            counts: Counts {
+                skipped,
+                ..Counts::default()
+            },
+            failed: Vec::new(),
         };
         let (messages, too_long) = self.layout.split(&entries);
         for i in too_long {
@@ -625,7 +628,7 @@ impl Sink for RobotSink {
             match pushed {
                 Ok(()) => {
                     self.record(&included).await?;
-                    report.written += included.len() as u64;
+                    report.counts.written += included.len() as u64;
                     tracing::debug!(connection = %self.connection, records = included.len(), bytes = message.body.len(), "robot message accepted");
                 }
                 Err(PushError::TooLong(errmsg)) => {

@@ -25,7 +25,7 @@ impl Handler for LoadHandler {
         _trace: &opentelemetry::Context,
     ) -> Result<Handled, FerryError> {
         let report = self.sink.write(envelope.records.clone()).await?;
-        let counts = report.counts();
+        let counts = report.counts;
         Ok(Handled {
             passed: counts.settled() - counts.skipped,
             counts,
