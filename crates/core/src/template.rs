@@ -173,12 +173,6 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The same context noting absent record fields in `absent`.
-    pub fn noting_absent(mut self, absent: &'a Mutex<Vec<String>>) -> Self {
-        self.absent = Some(absent);
-        self
-    }
-
     /// The same context rendering `record`.
     pub fn with_record(mut self, record: &'a Value) -> Self {
         self.record = Some(record);
