@@ -5,24 +5,10 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
-use common::World;
+use common::{World, all_output, stdout};
 use serde_json::{Value, json};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn all_output(out: &Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        out.status.code(),
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A source table of customers (Chinese text, emoji, two time zones' worth of timestamps), and
 /// `targets` empty copies of it in the target database. Returns (src, dst).

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::{World, all_output, stdout};
 use ferry_bus::{Bus, Headers, Stage, names};
 use ferry_core::{Envelope, ErrorClass, FerryError, Record};
 use ferry_sandbox::SandboxOptions;
@@ -277,18 +277,6 @@ async fn ferry(world: &World, args: &[&str]) -> Output {
         .await
         .expect("ferry finished within 10 minutes")
         .expect("ferry runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn all_output(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Ready messages in `scheme`'s `stage` queue (`dlq` for its dead letters).
@@ -673,7 +661,11 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (report.counts.written, report.counts.skipped, report.failed.len()),
+        (
+            report.counts.written,
+            report.counts.skipped,
+            report.failed.len()
+        ),
         (4, 0, 0)
     );
     assert_eq!(robot.messages().await.len(), 4);
