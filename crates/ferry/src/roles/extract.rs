@@ -196,7 +196,7 @@ impl Extractor {
         let ctx = window.context(started_utc, &checkpoint)?;
         let mut data_cursor = DataCursor::new(window.cursor_field.clone(), window.tz);
         if let Some(seen) = resume.as_ref().and_then(|r| r.data_cursor.as_ref()) {
-            data_cursor.observe(seen, "the resumed run's saved cursor")?;
+            data_cursor.observe(seen, || "the resumed run's saved cursor".into())?;
         }
         let publisher = self.bus.publisher().await.map_err(bus_error)?;
         let outcome = self
@@ -208,8 +208,8 @@ impl Extractor {
                     trace: &span.context(),
                     digest,
                     window_start: started_utc,
+                    resume: resume.as_ref(),
                 },
-                resume.as_ref(),
                 ctx,
                 &mut data_cursor,
                 &publisher,
@@ -320,7 +320,6 @@ impl Extractor {
         &self,
         scheme: &LoadedScheme,
         run: &RunIdentity<'_>,
-        resume: Option<&Resume>,
         ctx: Context<'static>,
         data_cursor: &mut DataCursor,
         publisher: &Publisher,
@@ -332,6 +331,7 @@ impl Extractor {
             trace,
             digest,
             window_start,
+            resume,
         } = *run;
         let name = scheme.scheme.name.as_str();
         let queue = names::work_queue(name, Stage::Transform);
@@ -645,10 +645,15 @@ impl Window {
                     .ok_or_else(out_of_range)
             })
             .transpose()?;
-        let last_cursor = match checkpoint.data_cursor.as_ref().or(self.cursor_start.as_ref()) {
+        let last_cursor = match checkpoint
+            .data_cursor
+            .as_ref()
+            .or(self.cursor_start.as_ref())
+        {
             Some(value) => Some(CursorValue::of(value, self.tz).ok_or_else(|| {
                 FerryError::config(format!(
-                    "source.metadata.cursor_field: the saved cursor {value} is neither a number                      nor a datetime"
+                    "source.metadata.cursor_field: the saved cursor {value} is neither a number \
+                     nor a datetime"
                 ))
             })?),
             None => None,
@@ -691,25 +696,33 @@ impl DataCursor {
             None | Some(serde_json::Value::Null) => Ok(()),
             Some(value) => {
                 self.seen += 1;
-                let value = value.clone();
-                self.observe(&value, &format!("record `{}`", record.id))
+                self.observe(value, || format!("record `{}`", record.id))
             }
         }
     }
 
-    /// Keep `value` if it is the largest so far; `whose` names it in errors.
-    fn observe(&mut self, value: &serde_json::Value, whose: &str) -> Result<(), FerryError> {
+    /// Keep `value` if it is the largest so far; `whose` names it in errors (built only for one,
+    /// since this runs for every record).
+    fn observe(
+        &mut self,
+        value: &serde_json::Value,
+        whose: impl FnOnce() -> String,
+    ) -> Result<(), FerryError> {
         let field = self.field.as_deref().unwrap_or_default();
         let Some(read) = CursorValue::of(value, self.tz) else {
             return Err(FerryError::config(format!(
-                "source.metadata.cursor_field: `{field}` of {whose} is {value}, neither a number                  nor a datetime; name a field that is one"
+                "source.metadata.cursor_field: `{field}` of {} is {value}, neither a number nor \
+                 a datetime; name a field that is one",
+                whose()
             )));
         };
         let later = match &self.max {
             None => true,
             Some((_, max)) => read.is_after(max).ok_or_else(|| {
                 FerryError::config(format!(
-                    "source.metadata.cursor_field: `{field}` of {whose} is {value}, but earlier                      records had {}; a cursor is all numbers or all datetimes",
+                    "source.metadata.cursor_field: `{field}` of {} is {value}, but earlier \
+                     records had {}; a cursor is all numbers or all datetimes",
+                    whose(),
                     self.max().cloned().unwrap_or_default()
                 ))
             })?,
@@ -740,6 +753,8 @@ struct RunIdentity<'a> {
     digest: &'a str,
     /// When the run's window started, on the source's clock (saved with each cursor).
     window_start: chrono::DateTime<chrono::Utc>,
+    /// Where an unfinished run resumes (its position, pages and records so far).
+    resume: Option<&'a Resume>,
 }
 
 /// Digest of what decides which records a source yields and in which order (its connection,
@@ -795,6 +810,42 @@ fn bus_error(e: ferry_bus::BusError) -> FerryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cursor_value_that_is_no_number_or_datetime_is_named_in_one_readable_sentence() {
+        let mut cursor = DataCursor::new(Some("updated_at".into()), chrono_tz::Asia::Shanghai);
+        let bad = ferry_core::Record::new("张三", json!({ "updated_at": "昨天 😀" }));
+        let err = cursor.observe_record(&bad).expect_err("text is no cursor");
+        assert_eq!(
+            err.to_string(),
+            FerryError::config(
+                "source.metadata.cursor_field: `updated_at` of record `张三` is \"昨天 😀\", \
+                 neither a number nor a datetime; name a field that is one"
+            )
+            .to_string()
+        );
+
+        let mut cursor = DataCursor::new(Some("updated_at".into()), chrono_tz::Asia::Shanghai);
+        let number = ferry_core::Record::new("1", json!({ "updated_at": 42 }));
+        cursor
+            .observe_record(&number)
+            .expect("a number is a cursor");
+        let date = ferry_core::Record::new("2", json!({ "updated_at": "2026-03-01 08:00:00" }));
+        let err = cursor
+            .observe_record(&date)
+            .expect_err("a cursor does not mix kinds");
+        assert_eq!(
+            err.to_string(),
+            FerryError::config(
+                "source.metadata.cursor_field: `updated_at` of record `2` is \
+                 \"2026-03-01 08:00:00\", but earlier records had 42; a cursor is all numbers or \
+                 all datetimes"
+            )
+            .to_string()
+        );
+        assert_eq!(cursor.max(), Some(&json!(42)));
+    }
 
     #[test]
     fn only_a_dead_process_on_this_host_loses_its_lease_early() {
