@@ -379,17 +379,6 @@ async fn a_scheme_stopped_on_an_unknown_column_is_reported_once_as_stopped() {
     world.clean().await;
 }
 
-/// The run `run_id` of `scheme` as `ferry status --json` shows it.
-async fn run_status(world: &World, scheme: &str, run_id: &str) -> Option<Value> {
-    let out = world.ferry(&["status", "--json", "--scheme", scheme]);
-    let json: Value = serde_json::from_slice(&out.stdout).ok()?;
-    json[0]["runs"]
-        .as_array()?
-        .iter()
-        .find(|r| r["run_id"] == run_id)
-        .cloned()
-}
-
 /// `ferry run --once` exits 0 on a clean run, 3 when records were dead-lettered (saying how many
 /// and the replay command), 0 with `--allow-dead-letters`. A replay that fails again leaves the
 /// run's dead count as it was; after the target is fixed, the replayed records move from
@@ -484,9 +473,7 @@ async fn run_once_exit_codes_and_counts_after_a_replay() {
             },
         )
         .await;
-    let run = run_status(w, &scheme, &run_id)
-        .await
-        .expect("the first run");
+    let run = w.run_status(&scheme, &run_id).expect("the first run");
     assert_eq!(
         (&run["inserted"], &run["dead_lettered"]),
         (&json!(3), &json!(1)),
@@ -510,7 +497,7 @@ async fn run_once_exit_codes_and_counts_after_a_replay() {
             "the replayed record counted",
             Duration::from_secs(60),
             || async {
-                let run = run_status(w, &scheme, &run_id).await?;
+                let run = w.run_status(&scheme, &run_id)?;
                 (run["dead_lettered"] == 0).then_some(run)
             },
         )

@@ -235,13 +235,7 @@ async fn dead_letters_are_visible_and_one_replay_brings_them_home() {
             "the replayed records counted",
             Duration::from_secs(60),
             || async {
-                let out = w.ferry(&["status", "--json", "--scheme", &scheme]);
-                let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                let run = json[0]["runs"]
-                    .as_array()?
-                    .iter()
-                    .find(|r| r["run_id"] == run_id.as_str())?
-                    .clone();
+                let run = w.run_status(&scheme, &run_id)?;
                 (run["inserted"] == N).then_some(run)
             },
         )

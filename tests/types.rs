@@ -433,13 +433,7 @@ async fn rows_dead_lettered_at_extraction_replay_into_their_run() {
             "the replayed rows counted",
             std::time::Duration::from_secs(60),
             || async {
-                let out = w.ferry(&["status", "--json", "--scheme", &scheme]);
-                let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                let run = json[0]["runs"]
-                    .as_array()?
-                    .iter()
-                    .find(|r| r["run_id"] == run_id.as_str())?
-                    .clone();
+                let run = w.run_status(&scheme, &run_id)?;
                 (run["dead_lettered"] == 0 && run["inserted"] == 6).then_some(run)
             },
         )

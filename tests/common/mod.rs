@@ -397,3 +397,16 @@ pub fn all_output(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+impl World {
+    /// The run `run_id` of `scheme` as `ferry status --json` shows it.
+    pub fn run_status(&self, scheme: &str, run_id: &str) -> Option<serde_json::Value> {
+        let out = self.ferry(&["status", "--json", "--scheme", scheme]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        json[0]["runs"]
+            .as_array()?
+            .iter()
+            .find(|r| r["run_id"] == run_id)
+            .cloned()
+    }
+}
