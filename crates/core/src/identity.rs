@@ -30,29 +30,39 @@ pub fn distinct<T>(
     same: impl Fn(&T, &T) -> bool,
 ) -> Distinct<T> {
     use std::collections::HashMap;
-    // Per id, where its contents sit in `kept`.
-    let mut contents: HashMap<String, Vec<usize>> = HashMap::with_capacity(items.len());
-    let mut kept: Vec<(T, bool)> = Vec::with_capacity(items.len());
-    let (mut repeats, mut shared_id) = (0, 0);
-    for item in items {
-        let key = id(&item);
-        if key.is_empty() {
-            kept.push((item, false));
-            continue;
-        }
-        match contents.get_mut(key) {
-            None => {
-                contents.insert(key.to_string(), vec![kept.len()]);
-                kept.push((item, false));
+    // First over borrowed items (no copy of an id per item), then moving the kept ones out.
+    // Per item, None for an identical repeat, else whether it is a later content of its id.
+    let mut verdicts: Vec<Option<bool>> = Vec::with_capacity(items.len());
+    {
+        // Per id, the items holding its distinct contents.
+        let mut contents: HashMap<&str, Vec<usize>> = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let key = id(item);
+            if key.is_empty() {
+                verdicts.push(Some(false));
+                continue;
             }
-            Some(at) if at.iter().any(|&i| same(&kept[i].0, &item)) => repeats += 1,
-            Some(at) => {
-                at.push(kept.len());
-                kept.push((item, true));
-                shared_id += 1;
-            }
+            let verdict = match contents.get_mut(key) {
+                None => {
+                    contents.insert(key, vec![i]);
+                    Some(false)
+                }
+                Some(at) if at.iter().any(|&j| same(&items[j], item)) => None,
+                Some(at) => {
+                    at.push(i);
+                    Some(true)
+                }
+            };
+            verdicts.push(verdict);
         }
     }
+    let repeats = verdicts.iter().filter(|v| v.is_none()).count() as u64;
+    let shared_id = verdicts.iter().filter(|v| **v == Some(true)).count() as u64;
+    let kept = items
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(item, verdict)| verdict.map(|later| (item, later)))
+        .collect();
     Distinct {
         kept,
         repeats,
