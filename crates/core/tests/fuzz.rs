@@ -492,7 +492,10 @@ proptest! {
         let _ = FerryConfig::parse(&src, "ferry.toml", &env);
         let toml = shipped("ferry.toml");
         let _ = FerryConfig::parse(&with_value(&toml, at, &value), "ferry.toml", &env);
-        let end = toml.floor_char_boundary(cut.index(toml.len()));
+        let mut end = cut.index(toml.len());
+        while !toml.is_char_boundary(end) {
+            end -= 1;
+        }
         let _ = FerryConfig::parse(&toml[..end], "ferry.toml", &env);
     }
 }
