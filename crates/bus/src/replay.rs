@@ -476,7 +476,7 @@ fn rerender_body(incoming: &Incoming) -> Option<Vec<u8>> {
     let records = envelope
         .records
         .iter()
-        .map(|r| Some(Record::new(r.id.clone(), r.source.clone()?)))
+        .map(|r| Some(Record::new(r.id.clone(), r.source_value()?)))
         .collect::<Option<Vec<Record>>>()?;
     Some(
         Envelope {

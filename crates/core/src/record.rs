@@ -5,6 +5,8 @@
 //! row or item before `ferry transform`, the rendered target request tree after it. A record on
 //! its way to the load stage also carries `source`, the source record it was rendered from, so
 //! that a load dead letter can be rendered again after a mapping fix (`ferry replay --rerender`).
+//! The load stage never reads `source`, so it carries it as raw JSON text: copied, not parsed
+//! into a tree, and written back byte for byte.
 //!
 //! JSON has no bytes, so a binary value (a MySQL `VARBINARY` or `BLOB`) travels as a tagged
 //! object, `{"$bytes": "<standard base64>"}`, which no text can be mistaken for: a lone
@@ -14,6 +16,7 @@
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The key of the object that carries bytes: `{"$bytes": "<base64>"}`.
@@ -61,14 +64,23 @@ pub fn bytes_text(bytes: &[u8]) -> String {
 }
 
 /// One record: its id (from the scheme's `id` field, used by idCheck and the ledger) and its data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub data: Value,
     /// After the transform: the source record `data` was rendered from (absent before the
-    /// transform, and in messages written by a Ferry that did not keep it).
+    /// transform, and in messages written by a Ferry that did not keep it), as JSON text: the
+    /// same JSON on the wire as a value, without a tree built for it (see [`Record::source_value`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Value>,
+    pub source: Option<Box<RawValue>>,
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.id == other.id
+            && self.data == other.data
+            && self.source.as_ref().map(|s| s.get()) == other.source.as_ref().map(|s| s.get())
+    }
 }
 
 impl Record {
@@ -79,6 +91,18 @@ impl Record {
             data,
             source: None,
         }
+    }
+
+    /// Keep `source` as the source record this one was rendered from.
+    pub fn rendered_from(mut self, source: &Value) -> Record {
+        // Serialising a JSON value cannot fail.
+        self.source = serde_json::value::to_raw_value(source).ok();
+        self
+    }
+
+    /// The source record as a JSON value, if the record carries one.
+    pub fn source_value(&self) -> Option<Value> {
+        serde_json::from_str(self.source.as_ref()?.get()).ok()
     }
 }
 
@@ -140,14 +164,42 @@ mod tests {
             scheme: "s".into(),
             run_id: "r".into(),
             seq: 3,
-            records: vec![Record {
-                id: "张三🚀".into(),
-                data: json!({"company": "某某公司 😀", "amount": "12.30"}),
-                source: Some(json!({"公司": "某某公司 😀"})),
-            }],
+            records: vec![
+                Record::new(
+                    "张三🚀",
+                    json!({"company": "某某公司 😀", "amount": "12.30"}),
+                )
+                .rendered_from(&json!({"公司": "某某公司 😀"})),
+            ],
         };
         let back = Envelope::from_bytes(&env.to_bytes()).unwrap();
         assert_eq!(back, env);
+        assert_eq!(
+            back.records[0].source_value(),
+            Some(json!({"公司": "某某公司 😀"}))
+        );
+    }
+
+    #[test]
+    fn a_source_is_written_as_the_value_it_was_and_read_back_byte_for_byte() {
+        let source = json!({"公司": "某某公司 😀", "amount": 12.3, "n": null, "q": "say \"hi\""});
+        let record = Record::new("1", json!({"a": 1})).rendered_from(&source);
+        let as_value = json!({"id": "1", "data": {"a": 1}, "source": source});
+        let env = Envelope {
+            scheme: "s".into(),
+            run_id: "r".into(),
+            seq: 1,
+            records: vec![record],
+        };
+        let bytes = env.to_bytes();
+        assert_eq!(
+            bytes,
+            serde_json::to_vec(
+                &json!({"scheme": "s", "run_id": "r", "seq": 1, "records": [as_value]})
+            )
+            .unwrap()
+        );
+        assert_eq!(Envelope::from_bytes(&bytes).unwrap().to_bytes(), bytes);
     }
 
     #[test]

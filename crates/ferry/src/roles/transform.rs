@@ -148,10 +148,10 @@ impl Handler for TransformHandler {
         let mut absent: BTreeMap<String, u64> = BTreeMap::new();
         for record in &envelope.records {
             match t.map_record(record, now) {
-                Ok((mut r, lacking)) => {
+                Ok((r, lacking)) => {
                     // Kept so that a load dead letter can be rendered again after a mapping fix
                     // (`ferry replay --rerender`); it roughly doubles the load message.
-                    r.source = Some(record.data.clone());
+                    let r = r.rendered_from(&record.data);
                     for placeholder in lacking {
                         *absent.entry(placeholder).or_default() += 1;
                     }
