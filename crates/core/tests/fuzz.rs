@@ -351,8 +351,12 @@ proptest! {
 // ---------------------------------------------------------------- message bodies
 
 fn record() -> impl Strategy<Value = Record> {
-    (text(), record_data(), proptest::option::of(record_data()))
-        .prop_map(|(id, data, source)| Record { id, data, source })
+    (text(), record_data(), proptest::option::of(record_data())).prop_map(|(id, data, source)| {
+        match source {
+            Some(source) => Record::new(id, data).rendered_from(&source),
+            None => Record::new(id, data),
+        }
+    })
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
