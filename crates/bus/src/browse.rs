@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use ferry_core::ErrorClass;
 use lapin::Acker;
-use lapin::options::{BasicGetOptions, BasicNackOptions};
+use lapin::options::BasicGetOptions;
 use serde_json::Value;
 
 use crate::bus::{Bus, close_quietly, short, with_recovery};
@@ -98,19 +98,7 @@ async fn browse_on(
         let incoming = Incoming::from_delivery(message.delivery, queue);
         letters.push(view(&incoming, stage, letters.len()));
     }
-    for acker in held {
-        acker
-            .nack(BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            })
-            .await
-            .map_err(|err| BusError::Broker {
-                operation: "basic.nack",
-                queue: queue.to_string(),
-                reason: format!("{err} (closing the channel gives the message back)"),
-            })?;
-    }
+    crate::replay::give_back(held, queue).await?;
     Ok(DeadLetterPage { total, letters })
 }
 

@@ -442,19 +442,7 @@ impl Bus {
                 }
             }
         }
-        for acker in held {
-            acker
-                .nack(BasicNackOptions {
-                    multiple: false,
-                    requeue: true,
-                })
-                .await
-                .map_err(|err| BusError::Broker {
-                    operation: "basic.nack",
-                    queue: from.to_string(),
-                    reason: format!("{err} (closing the channel gives the message back)"),
-                })?;
-        }
+        give_back(held, from).await?;
         report.finished_at = Utc::now();
         if !pass.dry_run {
             tracing::info!(
@@ -485,6 +473,24 @@ fn rerender_body(incoming: &Incoming) -> Option<Vec<u8>> {
         }
         .to_bytes(),
     )
+}
+
+/// Give back messages held unacknowledged (a dry run's, a browse's) to the head of `queue`.
+pub(crate) async fn give_back(held: Vec<Acker>, queue: &str) -> Result<(), BusError> {
+    for acker in held {
+        acker
+            .nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .await
+            .map_err(|err| BusError::Broker {
+                operation: "basic.nack",
+                queue: queue.to_string(),
+                reason: format!("{err} (closing the channel gives the message back)"),
+            })?;
+    }
+    Ok(())
 }
 
 async fn ack(acker: &Acker, from: &str) -> Result<(), BusError> {
