@@ -281,10 +281,12 @@ async fn three_loaders_send_one_alert_per_failure_and_one_recovery_each() {
             && t.contains("load 阶段已恢复处理消息")),
         "{texts:#?}"
     );
+    // The recovery is sent once the DLQs fall below the threshold, which may be mid-replay
+    // (1 left) or after it (0 left).
     assert!(
         recoveries.iter().any(
             |t| t.contains(&format!("【Ferry 恢复】方案 {dead}：死信超过阈值"))
-                && t.contains("死信 0 条，低于阈值 2")
+                && t.contains("低于阈值 2")
         ),
         "{texts:#?}"
     );

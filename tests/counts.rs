@@ -502,23 +502,20 @@ async fn run_once_exit_codes_and_counts_after_a_replay() {
             },
         )
         .await;
+    // The replay moved two copies of the record (this run's and the --allow-dead-letters run's);
+    // the loader's workers may write either first, so this run's copy is the insert or finds the
+    // row as the other copy left it (unchanged). Either way it counts once, and nothing is dead.
+    let written = run["inserted"].as_u64().unwrap_or(0) + run["unchanged"].as_u64().unwrap_or(0);
+    assert!(run["inserted"].as_u64() >= Some(3), "{run}");
     assert_eq!(
         (
             &run["records"],
-            &run["inserted"],
+            &json!(written),
             &run["updated"],
-            &run["unchanged"],
             &run["dead_lettered"],
             &run["status"]
         ),
-        (
-            &json!(4),
-            &json!(4),
-            &json!(0),
-            &json!(0),
-            &json!(0),
-            &json!("done")
-        ),
+        (&json!(4), &json!(4), &json!(0), &json!(0), &json!("done")),
         "{run}"
     );
     assert_eq!(
