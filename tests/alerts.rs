@@ -4,101 +4,17 @@
 //! changes nothing for the pipeline.
 
 mod common;
+#[path = "common/robot.rs"]
+mod harness;
 
-use std::net::SocketAddr;
-use std::process::Output;
 use std::time::Duration;
 
-use common::World;
-use ferry_sandbox::SandboxOptions;
-use serde_json::{Value, json};
+use common::{World, all_output};
+use harness::Robot;
+use serde_json::json;
 
 const ROBOT_TOKEN: &str = "alert-robot-token";
 const ROBOT_SECRET: &str = "SEC-alert-robot-secret";
-
-/// The in-process sandbox, for its robot.
-struct Robot {
-    addr: SocketAddr,
-    http: reqwest::Client,
-    task: tokio::task::JoinHandle<Result<(), ferry_sandbox::SandboxError>>,
-}
-
-impl Robot {
-    async fn start() -> Robot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let opts = SandboxOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            robot_access_token: ROBOT_TOKEN.into(),
-            robot_secret: ROBOT_SECRET.into(),
-            ..SandboxOptions::default()
-        };
-        let (addr, task) = ferry_sandbox::spawn(opts).await.expect("sandbox starts");
-        Robot {
-            addr,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The markdown texts the robot accepted, oldest first.
-    async fn texts(&self) -> Vec<String> {
-        let got: Value = self
-            .http
-            .get(format!("{}/robot/messages", self.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        got.as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|m| {
-                m["body"]["markdown"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
-    }
-
-    async fn wait_for_texts(&self, world: &World, count: usize) -> Vec<String> {
-        world
-            .wait_for(
-                &format!("{count} robot messages"),
-                Duration::from_secs(120),
-                || async {
-                    let texts = self.texts().await;
-                    (texts.len() >= count).then_some(texts)
-                },
-            )
-            .await
-    }
-}
-
-impl Drop for Robot {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn all_output(out: &Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Customers (Chinese text, emoji, one id repeated across pages' worth of rows) in a source
 /// database, and empty copies `stop_t` and `dead_t` in the target. `dead_t` takes only amounts
@@ -179,7 +95,7 @@ const COLUMNS: &str = "`id`, `name`, `city`, `amount`";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_loaders_send_one_alert_per_failure_and_one_recovery_each() {
     let mut world = World::new("al").await;
-    let robot = Robot::start().await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let (src, dst) = customers(&mut world).await;
     write_toml(&mut world, &src, &dst, &robot, ROBOT_TOKEN, 2);
     let stop = customers_scheme(
@@ -302,7 +218,7 @@ async fn three_loaders_send_one_alert_per_failure_and_one_recovery_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_robot_refusing_alerts_leaves_the_run_unaffected() {
     let mut world = World::new("ar").await;
-    let robot = Robot::start().await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let (src, dst) = customers(&mut world).await;
     write_toml(&mut world, &src, &dst, &robot, "wrong-token-😀", 1);
     let dead = customers_scheme(&mut world, "dead", "dead_t", COLUMNS);

@@ -6,17 +6,18 @@
 //! every request was signed correctly and none drew a 130101.
 
 mod common;
+#[path = "common/robot.rs"]
+mod harness;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{World, all_output, stdout};
 use ferry_bus::{Bus, Headers, Stage, names};
 use ferry_core::{Envelope, ErrorClass, FerryError, Record};
-use ferry_sandbox::SandboxOptions;
 use ferry_sinks::Sink;
+use harness::Robot;
 use serde_json::{Value, json};
 
 const ROBOT_TOKEN: &str = "robot-token-for-tests";
@@ -27,105 +28,6 @@ const COMPANIES: [&str; 3] = ["某某公司 😀", "深圳🚀科技", "北京�
 /// The name of contact row `seq`, as the SQL below builds it.
 fn contact_name(seq: u64) -> String {
     format!("{}{seq}号 🎉", NAMES[(seq % 4) as usize])
-}
-
-/// The in-process sandbox and a client for its robot endpoints.
-struct Robot {
-    addr: SocketAddr,
-    http: reqwest::Client,
-    task: tokio::task::JoinHandle<Result<(), ferry_sandbox::SandboxError>>,
-}
-
-impl Robot {
-    async fn start(window_secs: u64, limit: u32) -> Robot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let opts = SandboxOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            robot_access_token: ROBOT_TOKEN.into(),
-            robot_secret: ROBOT_SECRET.into(),
-            robot_window_secs: window_secs,
-            robot_limit: limit,
-            ..SandboxOptions::default()
-        };
-        let (addr, task) = ferry_sandbox::spawn(opts).await.expect("sandbox starts");
-        Robot {
-            addr,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// What the robot accepted, oldest first.
-    async fn messages(&self) -> Vec<Value> {
-        let got: Value = self
-            .http
-            .get(format!("{}/robot/messages", self.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        got.as_array().cloned().unwrap_or_default()
-    }
-
-    /// Calls of `POST /robot/send` the sandbox answered, by HTTP status.
-    async fn send_calls(&self) -> (u64, BTreeMap<String, u64>) {
-        let stats: Value = self
-            .http
-            .get(format!("{}/_sandbox/stats", self.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let route = &stats["routes"]["POST /robot/send"];
-        let statuses = route["statuses"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        (route["calls"].as_u64().unwrap_or(0), statuses)
-    }
-
-    async fn set_faults(&self, faults: Value) {
-        let status = self
-            .http
-            .post(format!("{}/_sandbox/faults", self.url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "{status}");
-    }
-
-    async fn wait_for_messages(&self, world: &World, count: usize) {
-        world
-            .wait_for(
-                &format!("{count} robot messages"),
-                Duration::from_secs(120),
-                || async { (self.messages().await.len() >= count).then_some(()) },
-            )
-            .await;
-    }
-}
-
-impl Drop for Robot {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The text of a markdown robot message.
@@ -319,7 +221,7 @@ fn assert_each_record_once(messages: &[Value], expected: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ninety_five_contacts_become_ten_signed_messages_and_a_rerun_pushes_nothing() {
     let mut world = World::new("r").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let (www, state) = setup(&mut world, 95).await;
     let scheme = write_config(
         &mut world,
@@ -382,7 +284,7 @@ async fn ninety_five_contacts_become_ten_signed_messages_and_a_rerun_pushes_noth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_loaders_replays_and_reruns_push_each_record_once_and_changes_as_updates() {
     let mut world = World::new("r").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let (www, state) = setup(&mut world, 95).await;
     let scheme = write_config(
         &mut world,
@@ -536,7 +438,7 @@ async fn three_loaders_replays_and_reruns_push_each_record_once_and_changes_as_u
 async fn twenty_per_ten_seconds_makes_sixty_records_take_twenty_seconds_without_130101() {
     let mut world = World::new("r").await;
     // The sandbox robot enforces 20 per 10 s (and would stay throttled for 10 minutes).
-    let robot = Robot::start(10, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 10, 20).await;
     let (www, state) = setup(&mut world, 60).await;
     let scheme = write_config(
         &mut world,
@@ -592,7 +494,7 @@ async fn twenty_per_ten_seconds_makes_sixty_records_take_twenty_seconds_without_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_stops_the_scheme_with_a_clear_error_and_keeps_every_message_queued() {
     let mut world = World::new("r").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let (www, state) = setup(&mut world, 95).await;
     let wrong = "SEC-not-the-robots-secret";
     let scheme = write_config(
@@ -639,7 +541,7 @@ async fn a_wrong_secret_stops_the_scheme_with_a_clear_error_and_keeps_every_mess
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
     let mut world = World::new("r").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let state = ferry_state::State::connect(&world.state_url())
         .await
         .unwrap();
@@ -758,7 +660,7 @@ async fn the_sink_waits_out_130101_and_records_every_push_in_the_ledger() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_whose_answer_was_lost_is_pushed_again_marked_as_a_possible_repeat() {
     let mut world = World::new("rl").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let state = ferry_state::State::connect(&world.state_url())
         .await
         .unwrap();
@@ -922,7 +824,7 @@ async fn created_at_of(world: &World, www: &str, id: u64) -> String {
 async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_once() {
     const NAMES: [&str; 5] = ["张三", "李四", "王五 😀", "赵六", "Ωmega 钱七"];
     let mut world = World::new("ri").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let www = world.database("www").await;
     let state = world.state_url();
     world
@@ -1054,7 +956,7 @@ async fn seed_000_as_shipped_pushes_each_of_37_contacts_with_5_names_exactly_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_contents_of_one_id_in_a_lost_push_both_come_back_marked_as_possible_repeats() {
     let mut world = World::new("rp").await;
-    let robot = Robot::start(60, 20).await;
+    let robot = Robot::start(ROBOT_TOKEN, ROBOT_SECRET, 60, 20).await;
     let state = ferry_state::State::connect(&world.state_url())
         .await
         .unwrap();
