@@ -123,17 +123,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::discard_unfinished(&app, &schemes).await?;
             }
             let when = if args.once {
-                roles::run::When::Once
+                roles::extracting::When::Once
             } else if args.run_now {
-                roles::run::When::NowThenScheduled
+                roles::extracting::When::NowThenScheduled
             } else {
-                roles::run::When::Scheduled
+                roles::extracting::When::Scheduled
             };
-            roles::run::extract(Arc::clone(&app), schemes, when, shutdown).await
+            roles::extracting::extract(Arc::clone(&app), schemes, when, shutdown).await
         }
         Command::Transform(args) => {
             let schemes = app.schemes(&args.filter)?;
-            roles::run::consume(
+            roles::consume::consume(
                 Arc::clone(&app),
                 schemes,
                 Stage::Transform,
@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Load(args) => {
             let schemes = app.schemes(&args.filter)?;
-            roles::run::consume(
+            roles::consume::consume(
                 Arc::clone(&app),
                 schemes,
                 Stage::Load,

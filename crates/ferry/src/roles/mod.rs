@@ -6,9 +6,17 @@
 //! - [`worker`]: the consume loop both consuming stages share, where the ack / retry /
 //!   dead-letter / stop decision is made from the error class.
 //! - [`run`]: all three in one process; `--once` waits until the runs settle.
+//! - [`pipeline`]: composition, the handles every role shares and how they connect;
+//!   [`consume`] (`ferry transform` / `ferry load`), [`extracting`] (`ferry extract`) and
+//!   [`report`] (queue depths, dead-letter alerts, summary lines) are the roles' entry points
+//!   and output.
 
+pub mod consume;
 pub mod extract;
+pub mod extracting;
 pub mod load;
+pub mod pipeline;
+pub mod report;
 pub mod run;
 pub mod transform;
 pub mod worker;

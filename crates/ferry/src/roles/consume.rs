@@ -1,0 +1,83 @@
+//! Consuming: `ferry transform` and `ferry load`, a stage's workers for every scheme until
+//! shutdown.
+
+use std::sync::Arc;
+
+use ferry_bus::{BusError, Stage};
+use ferry_core::load::LoadedScheme;
+use tokio::task::JoinSet;
+
+use super::pipeline::{Pipeline, until_lost};
+use super::report::watch_queue_depths;
+use crate::app::App;
+use crate::shutdown::Shutdown;
+
+/// `ferry transform` / `ferry load`: consume until shutdown. When the connection is given up
+/// (lapin's recovery did not get it back within `[broker] recovery_wait_secs`), the workers stop,
+/// the role connects afresh in the same process and starts them again; the broker redelivers what
+/// they had not acknowledged.
+pub async fn consume(
+    app: Arc<App>,
+    schemes: Vec<LoadedScheme>,
+    stage: Stage,
+    workers: u16,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let role = stage.as_str();
+    let mut pipeline = Pipeline::connect(Arc::clone(&app), role, &schemes).await?;
+    loop {
+        let ended = consume_on(&pipeline, &schemes, stage, workers, &shutdown).await;
+        let lost = match ended {
+            Ok(Some(lost)) => lost,
+            Ok(None) | Err(_) => {
+                pipeline.alerts.flush().await;
+                return ended.map(|_| ());
+            }
+        };
+        pipeline = match pipeline.replace(role, &schemes, &shutdown, &lost).await? {
+            Some(pipeline) => pipeline,
+            None => return Ok(()),
+        };
+    }
+}
+
+/// Consume on one connection until shutdown (`None`) or until it is given up (`Some`).
+async fn consume_on(
+    pipeline: &Pipeline,
+    schemes: &[LoadedScheme],
+    stage: Stage,
+    workers: u16,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<BusError>> {
+    let mut tasks = JoinSet::new();
+    let refused = pipeline
+        .spawn_workers(schemes, stage, workers, shutdown, &mut tasks)
+        .await;
+    let depths = watch_queue_depths(
+        Arc::clone(&pipeline.bus),
+        pipeline.alerts.clone(),
+        schemes,
+        shutdown.clone(),
+    );
+    crate::metrics::global().set_ready(true);
+    tracing::info!(
+        stage = stage.as_str(),
+        schemes = schemes.len() - refused.len(),
+        workers,
+        "consuming"
+    );
+    let mut stopped = Vec::new();
+    if let Some(lost) = until_lost(&mut tasks, &mut stopped, shutdown).await? {
+        // The other workers on this connection are stuck with it: stop them all.
+        tasks.shutdown().await;
+        depths.abort();
+        return Ok(Some(lost));
+    }
+    depths.abort();
+    crate::metrics::global().set_ready(false);
+    let failed = refused.len() + stopped.len();
+    if failed > 0 && failed >= schemes.len() {
+        anyhow::bail!("every scheme stopped on a configuration error (see above)");
+    }
+    Ok(None)
+}
