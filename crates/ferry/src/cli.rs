@@ -75,6 +75,10 @@ pub enum Command {
     Lint(LintArgs),
     /// Show what the target would receive for sample source records, touching no service.
     Preview(PreviewArgs),
+    /// Run the test cases kept beside each scheme (schemes/tests/NAME.test.json), touching no
+    /// service; exit 1 when any case fails.
+    #[command(after_long_help = TEST_FILE_FORMAT)]
+    Test(TestArgs),
     /// Run local simulators of the vendor APIs (DingTalk, Yida, Jushuitan, OKKI, Kingdee).
     // Boxed: its options are far larger than any other command's (clippy::large_enum_variant).
     Sandbox(Box<SandboxArgs>),
@@ -303,6 +307,47 @@ pub struct PreviewArgs {
     #[arg(long)]
     pub input: String,
 }
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub filter: SchemeFilter,
+    /// Write what came out into each case's `expect` (the keys it has, `errors` when records
+    /// failed), keeping the rest of the file; review the change before committing it.
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// `ferry test --help`: the test file format.
+const TEST_FILE_FORMAT: &str = "\
+Test files: a scheme file schemes/NAME.json keeps its cases in schemes/tests/NAME.test.json (the \
+`schemes/*.json` glob does not reach tests/, so a test file is never read as a scheme).
+
+{
+  \"now\": \"2026-03-02T09:30:00+08:00\",  optional: the time templates see
+  \"cases\": [
+    {
+      \"name\": \"两条留言合成一条消息\",           required, unique in the file
+      \"now\": \"...\",                          optional, for this case
+      \"records\": [ {\"id\": 1, \"name\": \"张三\"} ], source records, as the source yields them
+      \"expect\": {                              every key given is compared:
+        \"records\":    [ {\"id\": \"1\", \"request\": {...}} ],  each rendered target request
+        \"statements\": [ {\"sql\": \"INSERT ...\", \"rows\": [ {\"name\": \"张三\"} ]} ],
+                      MySQL targets: each statement the sink runs, with the binds of each row
+        \"messages\":   [ {\"msgtype\": \"markdown\", \"markdown\": {...}, \"at\": {...}} ],
+                      robot targets: each message body pushed (signature aside)
+        \"errors\":     [ {\"record\": \"2\", \"path\": \"main_params.datetime_new\", \"message\": \"...\"} ]
+                      the records that fail, always compared (default: none)
+      }
+    }
+  ]
+}
+
+`now` defaults to 2026-01-01T09:00:00+08:00. A record is named by the scheme's source `id` field, or #N (its place in the case) without one. \
+Each case runs the transform stage's mapping, the load messages as queued, and the sink's own \
+rendering; nothing is sent. A failing case prints each differing field (`messages[0].markdown.text`, \
+a line diff for texts). Exit codes: 0 every case passed; 1 a case failed, a test file could not be \
+read, or there were no cases. `--update` writes what came out as the expectation.";
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {

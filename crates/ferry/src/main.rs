@@ -12,6 +12,7 @@ mod dead_letters;
 mod metrics;
 mod online;
 mod roles;
+mod scheme_test;
 mod shutdown;
 mod telemetry;
 
@@ -65,6 +66,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 unreachable!()
             };
             return Ok(if commands::preview(&cli.config, args)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Test(_) => {
+            let Command::Test(args) = cli.command else {
+                unreachable!()
+            };
+            return Ok(if scheme_test::run(&cli.config, args)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -177,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status(args) => commands::status(Arc::clone(&app), args).await,
         Command::Console(args) => console::serve(Arc::clone(&app), args.listen, shutdown).await,
-        Command::Lint(_) | Command::Preview(_) | Command::Sandbox(_) => {
+        Command::Lint(_) | Command::Preview(_) | Command::Test(_) | Command::Sandbox(_) => {
             unreachable!("handled above")
         }
     };

@@ -67,9 +67,74 @@ pub struct MysqlSink {
     on_duplicate: OnDuplicate,
 }
 
-impl MysqlSink {
-    /// Prepare the target of a scheme. Errors are configuration errors naming the field.
-    pub fn new(pool: MySqlPool, metadata: &Metadata) -> Result<MysqlSink, FerryError> {
+/// A statement the sink runs to write records: its text (with `?` placeholders) and, per row it
+/// writes, the record's id and its binds in the order of `params`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    /// The `:name` of each placeholder of one row, in bind order.
+    pub params: Vec<String>,
+    pub rows: Vec<(String, Vec<Value>)>,
+}
+
+/// What [`MysqlSink::write`] would run for `records` on a table that holds none of their keys:
+/// the statements that write them (the duplicate-counting bookkeeping left out) and the records
+/// refused before any statement (a bind that cannot be made). The same plan, binds and
+/// statement text the sink uses, with no database; `ferry test` compares it with a scheme's
+/// expected statements.
+pub fn render_statements(
+    metadata: &Metadata,
+    records: Vec<Record>,
+) -> Result<(Vec<Statement>, Vec<(Record, FerryError)>), FerryError> {
+    let (plan, _) = Plan::new(metadata)?;
+    let records: Vec<Record> = distinct_records(records)
+        .kept
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let mut failed = Vec::new();
+    let mut statements = Vec::new();
+    match &plan {
+        Plan::Execute { sql } => {
+            for record in records {
+                match binds_of(sql, &record) {
+                    Ok(binds) => statements.push(Statement {
+                        sql: sql.text.clone(),
+                        params: sql.params.clone(),
+                        rows: vec![(record.id, binds)],
+                    }),
+                    Err(e) => failed.push((record, e)),
+                }
+            }
+        }
+        Plan::Batch {
+            head,
+            row,
+            tail,
+            rows_per_statement,
+        } => {
+            let mut rows = Vec::with_capacity(records.len());
+            for record in records {
+                match binds_of(row, &record) {
+                    Ok(binds) => rows.push((record.id, binds)),
+                    Err(e) => failed.push((record, e)),
+                }
+            }
+            for chunk in rows.chunks(*rows_per_statement) {
+                statements.push(Statement {
+                    sql: chunk_text(head, row, tail, chunk.len()),
+                    params: row.params.clone(),
+                    rows: chunk.to_vec(),
+                });
+            }
+        }
+    }
+    Ok((statements, failed))
+}
+
+impl Plan {
+    /// The plan of a scheme's target. Errors are configuration errors naming the field.
+    fn new(metadata: &Metadata) -> Result<(Plan, OnDuplicate), FerryError> {
         let sql = metadata.other("main_sql").ok_or_else(|| {
             FerryError::config("target.metadata.otherRequest: no main_sql statement")
         })?;
@@ -105,10 +170,36 @@ impl MysqlSink {
                 )));
             }
         };
+        Ok((plan, write.on_duplicate))
+    }
+}
+
+/// The text of a multi-row statement of `rows` rows: `head` + `row`, `row`, ... + `tail`.
+fn chunk_text(head: &str, row: &NamedSql, tail: &str, rows: usize) -> String {
+    let mut text = String::with_capacity(head.len() + tail.len() + rows * (row.text.len() + 1) + 2);
+    text.push_str(head);
+    text.push(' ');
+    for i in 0..rows {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&row.text);
+    }
+    if !tail.is_empty() {
+        text.push(' ');
+        text.push_str(tail);
+    }
+    text
+}
+
+impl MysqlSink {
+    /// Prepare the target of a scheme. Errors are configuration errors naming the field.
+    pub fn new(pool: MySqlPool, metadata: &Metadata) -> Result<MysqlSink, FerryError> {
+        let (plan, on_duplicate) = Plan::new(metadata)?;
         Ok(MysqlSink {
             pool,
             plan,
-            on_duplicate: write.on_duplicate,
+            on_duplicate,
         })
     }
 
@@ -211,20 +302,7 @@ impl MysqlSink {
             if rows.is_empty() {
                 return Ok(());
             }
-            let mut text =
-                String::with_capacity(head.len() + tail.len() + rows.len() * (row.text.len() + 1));
-            text.push_str(head);
-            text.push(' ');
-            for i in 0..rows.len() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str(&row.text);
-            }
-            if !tail.is_empty() {
-                text.push(' ');
-                text.push_str(tail);
-            }
+            let text = chunk_text(head, row, tail, rows.len());
             let binds: Vec<Value> = rows.iter().flat_map(|(_, b)| b.iter().cloned()).collect();
             let q = bind_values(
                 sqlx::query(AssertSqlSafe(text)).persistent(rows.len() > 1),
@@ -357,5 +435,79 @@ impl Sink for MysqlSink {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::scheme::Field;
+    use serde_json::json;
+
+    fn shops(batch_size: usize) -> Metadata {
+        Metadata {
+            api: "batchexecute".into(),
+            id_check: true,
+            batch_size: Some(batch_size),
+            other_request: vec![Field {
+                field: Some("main_sql".into()),
+                value: Some(json!(
+                    "INSERT INTO bi_shops (shop_id, shop_name) VALUES (:shop_id, :shop_name) \
+                     ON DUPLICATE KEY UPDATE shop_name = VALUES(shop_name)"
+                )),
+                ..Field::default()
+            }],
+            ..Metadata::default()
+        }
+    }
+
+    fn shop(id: i64, name: &str) -> Record {
+        Record::new(id.to_string(), json!({"shop_id": id, "shop_name": name}))
+    }
+
+    /// `ferry test` shows the statements `write` runs: rows cut at `batch_size`, an identical
+    /// repeat dropped, binds in parameter order.
+    #[test]
+    fn rendered_statements_are_the_multi_row_statements_write_runs() {
+        let records = vec![
+            shop(1, "斯莱蒙旗舰店"),
+            shop(1, "斯莱蒙旗舰店"),
+            shop(2, "云朵专营店 ☁️"),
+            shop(3, "森屿小店"),
+        ];
+        let (statements, failed) = render_statements(&shops(2), records).unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(statements.len(), 2);
+        assert!(
+            statements[0]
+                .sql
+                .starts_with("INSERT INTO bi_shops (shop_id, shop_name) VALUES (?, ?),(?, ?) ON DUPLICATE KEY UPDATE "),
+            "{}",
+            statements[0].sql
+        );
+        assert_eq!(statements[0].params, ["shop_id", "shop_name"]);
+        assert_eq!(
+            statements[0].rows,
+            [
+                ("1".to_string(), vec![json!(1), json!("斯莱蒙旗舰店")]),
+                ("2".to_string(), vec![json!(2), json!("云朵专营店 ☁️")]),
+            ]
+        );
+        assert_eq!(statements[1].rows.len(), 1);
+        assert!(statements[1].sql.contains("VALUES (?, ?) ON DUPLICATE"));
+    }
+
+    #[test]
+    fn a_target_that_is_not_mysql_is_a_configuration_error() {
+        let metadata = Metadata {
+            api: "DingTalkRoBotPush".into(),
+            ..shops(10)
+        };
+        let err = render_statements(&metadata, Vec::new()).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Config);
+        assert!(
+            err.to_string().contains("is not a MySQL target api"),
+            "{err}"
+        );
     }
 }

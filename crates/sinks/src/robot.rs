@@ -43,7 +43,7 @@ use ferry_state::{Counts, State};
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
-use ferry_core::identity::distinct;
+use ferry_core::identity::{Distinct, distinct};
 
 use crate::{Sink, WriteReport};
 
@@ -249,18 +249,7 @@ impl RobotSink {
             )));
         }
         let options = Options::read(metadata, conn)?;
-        let layout = Layout {
-            format: options.format,
-            template: options.template,
-            labels: labels(metadata),
-            records_per_message: options.records_per_message,
-            at_mobiles: options.at_mobiles,
-            at_all: options.at_all,
-            keyword: conn.keyword.clone(),
-            update_mark: options.update_mark,
-            repeat_mark: options.repeat_mark,
-            fallback_title: scheme_name.to_string(),
-        };
+        let layout = Layout::new(&options, metadata, conn, scheme_name);
         Ok(RobotSink {
             connection: conn_name.to_string(),
             scheme: scheme_name.to_string(),
@@ -546,20 +535,7 @@ impl RobotSink {
     /// pushed before or comes earlier in the batch, and as possible repeats when an earlier push
     /// of the same content went unanswered.
     async fn entries(&self, records: Vec<Record>) -> Result<(Vec<Entry>, u64), FerryError> {
-        let all: Vec<Entry> = records
-            .into_iter()
-            .map(|record| {
-                let content = self.layout.content(&record.data);
-                Entry {
-                    digest: content.digest(),
-                    record,
-                    content,
-                    update: false,
-                    maybe_repeat: false,
-                }
-            })
-            .collect();
-        let batch = distinct(all, |e| &e.record.id, |a, b| a.digest == b.digest);
+        let batch = self.layout.distinct_entries(records);
         let (ledger, pending) = if self.id_check {
             let mut ids: Vec<String> = batch
                 .kept
@@ -606,14 +582,8 @@ impl Sink for RobotSink {
         };
         let (messages, too_long) = self.layout.split(&entries);
         for i in too_long {
-            let entry = &entries[i];
-            report.failed.push((
-                entry.record.clone(),
-                FerryError::record(format!(
-                    "this record alone makes a DingTalk robot message over {MAX_BODY_BYTES} bytes"
-                ))
-                .with_record_id(&entry.record.id),
-            ));
+            let record = &entries[i].record;
+            report.failed.push((record.clone(), too_long_error(record)));
         }
         for message in messages {
             let included: Vec<&Entry> = message.indexes.iter().map(|&i| &entries[i]).collect();
@@ -647,6 +617,48 @@ impl Sink for RobotSink {
         }
         Ok(report)
     }
+}
+
+/// The message bodies [`RobotSink::write`] would push for `records` (rendered target records) to
+/// a robot whose ledger holds none of them, in order, and the records too long to send even
+/// alone: the same layout, grouping and splitting `write` runs, with no state database and no
+/// request (the signature is added to the URL when sending, not to the body). `ferry test`
+/// compares these bodies with a scheme's expected messages.
+pub fn render_messages(
+    conn: &DingTalkRobotConnection,
+    metadata: &Metadata,
+    scheme_name: &str,
+    records: Vec<Record>,
+) -> Result<(Vec<Value>, Vec<(Record, FerryError)>), FerryError> {
+    let layout = Layout::new(&Options::read(metadata, conn)?, metadata, conn, scheme_name);
+    let entries: Vec<Entry> = (layout.distinct_entries(records).kept.into_iter())
+        .map(|(entry, later_content)| Entry {
+            update: later_content,
+            ..entry
+        })
+        .collect();
+    let (messages, too_long) = layout.split(&entries);
+    let failed = too_long
+        .into_iter()
+        .map(|i| {
+            (
+                entries[i].record.clone(),
+                too_long_error(&entries[i].record),
+            )
+        })
+        .collect();
+    let bodies = messages
+        .iter()
+        .map(|m| serde_json::from_slice(&m.body).unwrap_or(Value::Null))
+        .collect();
+    Ok((bodies, failed))
+}
+
+fn too_long_error(record: &Record) -> FerryError {
+    FerryError::record(format!(
+        "this record alone makes a DingTalk robot message over {MAX_BODY_BYTES} bytes"
+    ))
+    .with_record_id(&record.id)
 }
 
 /// Decide from the robot's `errcode` (the HTTP status is 200 for all of them).
@@ -910,6 +922,44 @@ struct Message {
 }
 
 impl Layout {
+    fn new(
+        options: &Options,
+        metadata: &Metadata,
+        conn: &DingTalkRobotConnection,
+        scheme_name: &str,
+    ) -> Layout {
+        Layout {
+            format: options.format,
+            template: options.template.clone(),
+            labels: labels(metadata),
+            records_per_message: options.records_per_message,
+            at_mobiles: options.at_mobiles.clone(),
+            at_all: options.at_all,
+            keyword: conn.keyword.clone(),
+            update_mark: options.update_mark.clone(),
+            repeat_mark: options.repeat_mark.clone(),
+            fallback_title: scheme_name.to_string(),
+        }
+    }
+
+    /// The batch as entries, identical repeats (same id, same content digest) dropped.
+    fn distinct_entries(&self, records: Vec<Record>) -> Distinct<Entry> {
+        let all: Vec<Entry> = records
+            .into_iter()
+            .map(|record| {
+                let content = self.content(&record.data);
+                Entry {
+                    digest: content.digest(),
+                    record,
+                    content,
+                    update: false,
+                    maybe_repeat: false,
+                }
+            })
+            .collect();
+        distinct(all, |e| &e.record.id, |a, b| a.digest == b.digest)
+    }
+
     /// What `data` (one rendered record) shows.
     fn content(&self, data: &Value) -> Content {
         let empty = Map::new();
@@ -1096,18 +1146,7 @@ mod tests {
 
     fn layout(metadata: &Metadata, conn: &DingTalkRobotConnection) -> Result<Layout, FerryError> {
         let o = Options::read(metadata, conn)?;
-        Ok(Layout {
-            format: o.format,
-            template: o.template,
-            labels: labels(metadata),
-            records_per_message: o.records_per_message,
-            at_mobiles: o.at_mobiles,
-            at_all: o.at_all,
-            keyword: conn.keyword.clone(),
-            update_mark: o.update_mark,
-            repeat_mark: o.repeat_mark,
-            fallback_title: "scheme".into(),
-        })
+        Ok(Layout::new(&o, metadata, conn, "scheme"))
     }
 
     fn contact(layout: &Layout, name: &str, company: &str, update: bool) -> Entry {
@@ -1392,6 +1431,41 @@ mod tests {
                 Piece::Records,
                 Piece::Text("{".into())
             ]
+        );
+    }
+
+    /// `ferry test` shows the bodies `write` pushes: ten records a message, a later content of
+    /// an id marked as an update, an identical repeat dropped, the mention in the text and `at`.
+    #[test]
+    fn rendered_messages_are_the_bodies_write_pushes() {
+        let mut metadata = seed_000_metadata();
+        metadata
+            .extra
+            .insert("at_mobiles".into(), json!(["13800138000"]));
+        let record = |id: &str, phone: &str| {
+            Record::new(
+                id,
+                json!({"title": "平台网站用户留言推送", "header": "用户留言", "name": id, "phone": phone}),
+            )
+        };
+        let mut records: Vec<Record> = (0..11).map(|i| record(&format!("客户{i}"), "1")).collect();
+        records.push(record("客户0", "1"));
+        records.push(record("客户0", "2 😀"));
+        let (bodies, failed) = render_messages(&conn(), &metadata, "contacts", records).unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(bodies.len(), 2);
+        let text = |i: usize| bodies[i]["markdown"]["text"].as_str().unwrap().to_string();
+        assert!(text(0).starts_with("#### 用户留言（10 条）"), "{}", text(0));
+        assert!(text(1).starts_with("#### 用户留言（2 条）"), "{}", text(1));
+        assert!(
+            text(1).contains("**2.**（更新）\n- 留言用户姓名: 客户0\n- 留言用户电话: 2 😀"),
+            "{}",
+            text(1)
+        );
+        assert!(text(1).ends_with("\n\n@13800138000"));
+        assert_eq!(
+            bodies[1]["at"],
+            json!({"atMobiles": ["13800138000"], "isAtAll": false})
         );
     }
 }

@@ -84,6 +84,69 @@ impl Transformer {
     }
 }
 
+/// A page mapped by [`Transformer::map_page`].
+pub struct MappedPage {
+    /// The rendered records for the load queue, in page order, identical repeats dropped; each
+    /// carries the source record it was rendered from.
+    pub records: Vec<Record>,
+    /// The records whose mapping failed, each with its record error (id and field path).
+    pub failed: Vec<(Record, FerryError)>,
+    /// Per placeholder that read a field absent from some records (`{nmae}`), how many records.
+    pub absent: BTreeMap<String, u64>,
+    /// Identical repeats dropped (same id, same rendered content).
+    pub repeats: u64,
+    /// Records kept although an earlier one of the page had their id with another content.
+    pub shared_id: u64,
+}
+
+impl Transformer {
+    /// Records per load message.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The timezone the scheme's templates render in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Map every record of a page (what the transform stage does with each message): a record
+    /// that fails is set aside with its error and the rest move on; a configuration error
+    /// (the scheme cannot map anything) is returned as `Err`.
+    pub fn map_page(
+        &self,
+        records: &[Record],
+        now: chrono::DateTime<Tz>,
+    ) -> Result<MappedPage, FerryError> {
+        let mut mapped = Vec::with_capacity(records.len());
+        let mut failed = Vec::new();
+        let mut absent: BTreeMap<String, u64> = BTreeMap::new();
+        for record in records {
+            match self.map_record(record, now) {
+                Ok((r, lacking)) => {
+                    // Kept so that a load dead letter can be rendered again after a mapping fix
+                    // (`ferry replay --rerender`); it roughly doubles the load message.
+                    let r = r.rendered_from(&record.data);
+                    for placeholder in lacking {
+                        *absent.entry(placeholder).or_default() += 1;
+                    }
+                    mapped.push(r);
+                }
+                Err(e @ FerryError::Config { .. }) => return Err(e),
+                Err(e) => failed.push((record.clone(), e.with_record_id(&record.id))),
+            }
+        }
+        let page = distinct_records(mapped);
+        Ok(MappedPage {
+            records: page.kept.into_iter().map(|(r, _)| r).collect(),
+            failed,
+            absent,
+            repeats: page.repeats,
+            shared_id: page.shared_id,
+        })
+    }
+}
+
 /// How a run reports a placeholder that named a field absent from `records` of its `of`
 /// records: `{nmae}: absent in all 5 records (rendered as null)`.
 pub fn absent_note(placeholder: &str, records: i64, of: i64) -> String {
@@ -143,26 +206,13 @@ impl Handler for TransformHandler {
     ) -> Result<Handled, FerryError> {
         let t = &self.transformer;
         let now = chrono::Utc::now().with_timezone(&t.tz);
-        let mut mapped = Vec::with_capacity(envelope.records.len());
-        let mut failed = Vec::new();
-        let mut absent: BTreeMap<String, u64> = BTreeMap::new();
-        for record in &envelope.records {
-            match t.map_record(record, now) {
-                Ok((r, lacking)) => {
-                    // Kept so that a load dead letter can be rendered again after a mapping fix
-                    // (`ferry replay --rerender`); it roughly doubles the load message.
-                    let r = r.rendered_from(&record.data);
-                    for placeholder in lacking {
-                        *absent.entry(placeholder).or_default() += 1;
-                    }
-                    mapped.push(r);
-                }
-                Err(e @ FerryError::Config { .. }) => return Err(e),
-                Err(e) => failed.push((record.clone(), e.with_record_id(&record.id))),
-            }
-        }
-        let page = distinct_records(mapped);
-        let mapped: Vec<Record> = page.kept.into_iter().map(|(r, _)| r).collect();
+        let MappedPage {
+            records: mapped,
+            failed,
+            absent,
+            repeats,
+            shared_id,
+        } = t.map_page(&envelope.records, now)?;
         let passed = mapped.len() as u64;
         if !absent.is_empty() {
             self.report_absent(envelope, absent).await;
@@ -195,10 +245,10 @@ impl Handler for TransformHandler {
             passed,
             // Identical repeats in the page end here; every other record settles in the load.
             counts: Counts {
-                skipped: page.repeats,
+                skipped: repeats,
                 ..Counts::default()
             },
-            shared_id: page.shared_id,
+            shared_id,
             failed,
         })
     }
