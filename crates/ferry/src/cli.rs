@@ -124,7 +124,8 @@ pub struct RunArgs {
     /// Run every selected scheme once, wait until everything published is loaded or
     /// dead-lettered, print a summary and exit: 0 when every record settled without a dead
     /// letter; 3 when the run finished but records were dead-lettered (the summary says how many
-    /// and the `ferry replay` command); 1 on a fatal error (a scheme that failed or stopped on a
+    /// and the `ferry replay` command); 4 when a target stayed down longer than
+    /// --outage-limit-secs (its messages stay queued); 1 on a fatal error (a scheme that failed or stopped on a
     /// configuration error, a lost broker, --timeout-secs).
     #[arg(long)]
     pub once: bool,
@@ -137,6 +138,11 @@ pub struct RunArgs {
     /// With --once: give up (exit 1) if the run has not settled after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
+    /// With --once: how long to wait for a target that does not answer (its messages are held in
+    /// their queue meanwhile, and the wait is logged every few seconds); after that, exit 4 with
+    /// the messages still queued.
+    #[arg(long, default_value_t = 900)]
+    pub outage_limit_secs: u64,
     /// Extract every selected scheme from the beginning: discard the saved position of a run that
     /// did not finish (by default the next extraction resumes it after its last confirmed page).
     #[arg(long)]

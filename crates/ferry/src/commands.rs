@@ -271,6 +271,12 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
         let audits = state.audit_entries(name, 5).await?;
         let checkpoint = state.checkpoint(name).await?;
         let runs = state.recent_runs(name, 5).await?;
+        let outages = state
+            .outages(
+                name,
+                std::time::Duration::from_secs(crate::roles::outage::OUTAGE_FRESH_SECS),
+            )
+            .await?;
         // Placeholders that named a field absent from records of each run: {"{nmae}": 5}.
         let mut absent = Vec::with_capacity(runs.len());
         for r in &runs {
@@ -288,6 +294,11 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
             "target": s.scheme.target.connection,
             "schedule": s.scheme.schedule,
             "queues": queues,
+            // Services a role is waiting for, its messages held in their queues.
+            "outages": outages.iter().map(|o| json!({
+                "side": o.side, "since": o.since.to_rfc3339(),
+                "seen_at": o.seen_at.to_rfc3339(), "error": o.error,
+            })).collect::<Vec<_>>(),
             "checkpoint": {
                 "last_sync_time": checkpoint.last_sync_time.map(|t| t.to_rfc3339()),
                 "cursor": checkpoint.cursor,
@@ -343,6 +354,15 @@ fn print_status(s: &Value, always: &[&str]) {
             .as_str()
             .unwrap_or("never")
     );
+    for o in s["outages"].as_array().into_iter().flatten() {
+        println!(
+            "  {} down since {}: {}; its messages wait in the queue, probed every {} s",
+            text(&o["side"]),
+            text(&o["since"]),
+            text(&o["error"]),
+            crate::roles::outage::PROBE_EVERY_SECS
+        );
+    }
     let queues = s["queues"].as_array().cloned().unwrap_or_default();
     let depth = |suffix: &str| {
         queues

@@ -161,20 +161,25 @@ impl Connections {
             )));
         };
         let url = conn.url.expose();
-        let pool = ferry_state::mysql::connect(url, conn.max_connections, false)
-            .await
-            .map_err(|e| {
+        let pool = match ferry_state::mysql::connect(url, conn.max_connections, false).await {
+            Ok(pool) => pool,
+            Err(e) => {
                 let err = ferry_state::mysql::classify_ref(&e);
                 let text = format!(
                     "connection `{name}` ({}): {}",
                     redact_url(url),
                     err.message()
                 );
-                match err.class() {
-                    ferry_core::ErrorClass::Config => FerryError::config(text),
-                    _ => FerryError::transient(text),
+                if err.class() == ferry_core::ErrorClass::Config {
+                    return Err(FerryError::config(text));
                 }
-            })?;
+                // Unreachable is not misconfigured: the pool connects once the server answers,
+                // and meanwhile the roles hold the scheme's messages in their queues.
+                tracing::warn!(connection = %name, error = %text, "the database does not answer yet; connecting when it does");
+                ferry_state::mysql::connect_lazy(url, conn.max_connections)
+                    .map_err(|e| FerryError::config(format!("{text}: {e}")))?
+            }
+        };
         pools.insert(name.to_string(), pool.clone());
         Ok(pool)
     }

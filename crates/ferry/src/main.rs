@@ -174,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 workers: args.workers,
                 timeout: Duration::from_secs(args.timeout_secs),
                 allow_dead_letters: args.allow_dead_letters,
+                outage_limit: Duration::from_secs(args.outage_limit_secs),
             };
             let code = roles::run::run(Arc::clone(&app), schemes, options, shutdown).await;
             telemetry.shutdown();

@@ -32,4 +32,12 @@ pub struct WriteReport {
 #[async_trait]
 pub trait Sink: Send + Sync {
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError>;
+
+    /// Whether the target answers at all, asked after a batch failed with a `Transient` error:
+    /// `Err` (why not) means the service is down, and the loader holds the scheme's messages in
+    /// their queue and asks again every few seconds instead of sending batches through the retry
+    /// queues. A target that cannot tell answers `Ok`, and its transient failures are retried.
+    async fn probe(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

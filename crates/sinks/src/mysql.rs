@@ -384,6 +384,10 @@ fn binds_of(sql: &NamedSql, record: &Record) -> Result<Vec<Value>, FerryError> {
 
 #[async_trait]
 impl Sink for MysqlSink {
+    async fn probe(&self) -> Result<(), String> {
+        ferry_state::mysql::probe(&self.pool).await
+    }
+
     async fn write(&self, records: Vec<Record>) -> Result<WriteReport, FerryError> {
         // Identical repeats count as already written; every content of an id is written, in
         // order, so an upsert ends on the last one (MySQL applies a multi-row statement's rows in

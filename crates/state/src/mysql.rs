@@ -91,6 +91,38 @@ pub async fn connect(
         .await
 }
 
+/// Open a pool that connects on first use: for a scheme's source or target that is unreachable
+/// when a role starts (its messages wait in their queue until it answers; see the worker's outage
+/// hold), where [`connect`] would fail at once.
+pub fn connect_lazy(url: &str, max_connections: u32) -> Result<MySqlPool, sqlx::Error> {
+    Ok(MySqlPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+        .connect_lazy_with(options(url)?))
+}
+
+/// How long [`probe`] waits for a fresh connection and its ping.
+pub const PROBE_TIMEOUT_SECS: u64 = 5;
+
+/// Whether the server of `pool` answers: a fresh connection (not one from the pool, which may be
+/// a stale one) and a ping, within [`PROBE_TIMEOUT_SECS`]. `Err` says why not, without a password.
+pub async fn probe(pool: &MySqlPool) -> Result<(), String> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = pool.connect_options();
+    let attempt = async {
+        let mut conn = options.connect().await?;
+        conn.ping().await?;
+        conn.close().await
+    };
+    match tokio::time::timeout(Duration::from_secs(PROBE_TIMEOUT_SECS), attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("MySQL: {e}")),
+        Err(_) => Err(format!(
+            "MySQL: no connection within {PROBE_TIMEOUT_SECS} s"
+        )),
+    }
+}
+
 /// Bind JSON values to a query in order: integers as integers (`BIGINT UNSIGNED` too), other
 /// numbers as doubles, strings as strings (exact decimals and dates included, the server
 /// converts them), `{"$bytes": ..}` as bytes, other objects and arrays as their JSON text.

@@ -174,4 +174,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         error TEXT NULL,
         KEY ferry_replay_audit_scheme (scheme, started_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    // Services a role found unreachable (a scheme's target or source), so `ferry status` can say
+    // "target down since T": one row per (scheme, side) while it is down, `seen_at` renewed by
+    // each probe that still fails, removed when the service answers again.
+    "CREATE TABLE IF NOT EXISTS ferry_outages (
+        scheme VARCHAR(191) NOT NULL,
+        side VARCHAR(16) NOT NULL,
+        since DATETIME(6) NOT NULL,
+        seen_at DATETIME(6) NOT NULL,
+        error TEXT NOT NULL,
+        PRIMARY KEY (scheme, side)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

@@ -55,6 +55,19 @@ pub struct Checkpoint {
     pub run_window_start: Option<DateTime<Utc>>,
 }
 
+/// A service a role found unreachable ([`State::outages`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outage {
+    /// `target` or `source`.
+    pub side: String,
+    /// When a role first found it unreachable.
+    pub since: DateTime<Utc>,
+    /// The last probe that found it still unreachable.
+    pub seen_at: DateTime<Utc>,
+    /// What the last probe said.
+    pub error: String,
+}
+
 /// A page the broker confirmed, as [`State::page_confirmed`] records it.
 #[derive(Clone, Copy, Debug)]
 pub struct ConfirmedPage<'a> {
@@ -915,6 +928,63 @@ impl State {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // ---- outages -----------------------------------------------------------------------------
+
+    /// `side` (`target` or `source`) of `scheme` is unreachable since `since`, still so now:
+    /// record it, or renew `seen_at` (and the error) of the outage already recorded.
+    pub async fn outage_seen(
+        &self,
+        scheme: &str,
+        side: &str,
+        since: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ferry_outages (scheme, side, since, seen_at, error)
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?)
+             ON DUPLICATE KEY UPDATE seen_at = UTC_TIMESTAMP(6), error = VALUES(error)",
+        )
+        .bind(scheme)
+        .bind(side)
+        .bind(since.naive_utc())
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `side` of `scheme` answers again.
+    pub async fn outage_over(&self, scheme: &str, side: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ferry_outages WHERE scheme = ? AND side = ?")
+            .bind(scheme)
+            .bind(side)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The outages of `scheme` a role saw within the last `fresh` (older rows are of a role that
+    /// stopped meanwhile): (side, since, last seen, error).
+    pub async fn outages(&self, scheme: &str, fresh: Duration) -> Result<Vec<Outage>> {
+        let rows: Vec<(String, NaiveDateTime, NaiveDateTime, String)> = sqlx::query_as(
+            "SELECT side, since, seen_at, error FROM ferry_outages
+             WHERE scheme = ? AND seen_at >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND ORDER BY side",
+        )
+        .bind(scheme)
+        .bind(fresh.as_secs())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(side, since, seen_at, error)| Outage {
+                side,
+                since: utc(since),
+                seen_at: utc(seen_at),
+                error,
+            })
+            .collect())
     }
 
     // ---- alerts ------------------------------------------------------------------------------

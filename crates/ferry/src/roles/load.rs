@@ -33,4 +33,8 @@ impl Handler for LoadHandler {
             ..Handled::default()
         })
     }
+
+    async fn probe(&self) -> Result<(), String> {
+        self.sink.probe().await
+    }
 }

@@ -5,6 +5,7 @@
 //! - [`load`]: `ferry.<scheme>.load` to the target.
 //! - [`worker`]: the consume loop both consuming stages share, where the ack / retry /
 //!   dead-letter / stop decision is made from the error class.
+//! - [`outage`]: a target that does not answer is waited for, its messages held in their queue.
 //! - [`run`]: all three in one process; `--once` waits until the runs settle.
 //! - [`pipeline`]: composition, the handles every role shares and how they connect;
 //!   [`consume`] (`ferry transform` / `ferry load`), [`extracting`] (`ferry extract`) and
@@ -15,6 +16,7 @@ pub mod consume;
 pub mod extract;
 pub mod extracting;
 pub mod load;
+pub mod outage;
 pub mod pipeline;
 pub mod report;
 pub mod run;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::extract::Extractor;
 use super::load::LoadHandler;
+use super::outage::Outages;
 use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
 use super::worker::{Handler, Stopped, Worker};
 use crate::alerts::{Alert, Alerts, Kind};
@@ -28,6 +29,8 @@ pub struct Pipeline {
     pub state: State,
     pub connections: Arc<Connections>,
     pub alerts: Alerts,
+    /// The outages the workers are holding their messages through, kept across fresh connections.
+    pub outages: Outages,
 }
 
 /// A worker's end: which scheme, and how it stopped.
@@ -50,6 +53,7 @@ impl Pipeline {
             state,
             connections,
             alerts,
+            outages: Outages::default(),
         })
     }
 
@@ -95,8 +99,9 @@ impl Pipeline {
                 Ok(mut pipeline) => {
                     tracing::info!(role, attempt, "connected to RabbitMQ afresh");
                     crate::metrics::global().set_ready(true);
-                    // The same alerts (and their deliveries under way) go on.
+                    // The same alerts (and their deliveries under way) and outages go on.
                     pipeline.alerts = self.alerts.clone();
+                    pipeline.outages = self.outages.clone();
                     pipeline.alerts.clear(
                         "",
                         Kind::BrokerDown,
@@ -198,6 +203,7 @@ impl Pipeline {
                     handler: Arc::clone(&handler),
                     alerts: self.alerts.clone(),
                     handled_one: Default::default(),
+                    outages: self.outages.clone(),
                 };
                 let tag = format!("ferry-{}-{host}-{}-{i}", stage.as_str(), std::process::id());
                 let shutdown = shutdown.clone();

@@ -18,6 +18,7 @@ use ferry_state::{RunStatus, RunSummary};
 use tokio::task::JoinSet;
 
 use super::extract::{Extracted, owner_name};
+use super::outage::{Down, Side};
 use super::pipeline::{
     ONCE_RECONNECTS, Pipeline, WorkerEnd, gave_up, join_workers, record_end, until_lost,
 };
@@ -97,6 +98,11 @@ async fn run_forever(
 /// The exit code of `ferry run --once` when the run finished but records were dead-lettered.
 pub const EXIT_DEAD_LETTERS: u8 = 3;
 
+/// The exit code of `ferry run --once` when a scheme's target stayed down longer than
+/// `--outage-limit-secs`: its messages are still queued, and the next run (or `ferry load`)
+/// takes them once it answers.
+pub const EXIT_SERVICE_DOWN: u8 = 4;
+
 /// How `ferry run` runs.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -108,6 +114,9 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// With `once`: exit 0 even when records were dead-lettered.
     pub allow_dead_letters: bool,
+    /// With `once`: how long to wait for a target that does not answer before exiting with
+    /// [`EXIT_SERVICE_DOWN`].
+    pub outage_limit: Duration,
 }
 
 /// `ferry run`: all roles in one process.
@@ -122,6 +131,7 @@ pub async fn run(
         workers,
         timeout,
         allow_dead_letters,
+        outage_limit,
     } = options;
     if !once {
         run_forever(app, schemes, workers, shutdown).await?;
@@ -168,8 +178,7 @@ pub async fn run(
                 continue;
             }
             if let Some((_, reason)) = refused.iter().find(|(s, _)| s == name) {
-                let reason = FerryError::config(reason.to_string());
-                extracted.push((scheme.clone(), Err(reason)));
+                extracted.push((scheme.clone(), Err(reason.clone())));
                 continue;
             }
             let result = extractor.run_once(scheme, &shutdown).await;
@@ -183,12 +192,39 @@ pub async fn run(
             extracted.push((scheme.clone(), result));
         }
         if lost.is_none() {
-            match wait_until_settled(&pipeline, &extracted, &mut tasks, deadline, &shutdown).await {
+            let limits = Limits {
+                deadline,
+                outage: outage_limit,
+            };
+            match wait_until_settled(&pipeline, &extracted, &mut tasks, limits, &shutdown).await {
                 Ok(Settle::Done(settled, mut stopped)) => {
                     stop_workers.fire();
                     stopped.extend(join_workers(&mut tasks).await?);
                     depths.abort();
                     break (settled, stopped);
+                }
+                Ok(Settle::Down(downs)) => {
+                    // The workers put the messages they hold back in their queues.
+                    stop_workers.fire();
+                    let _ = join_workers(&mut tasks).await;
+                    depths.abort();
+                    for (scheme, side, down) in &downs {
+                        println!(
+                            "{scheme}: {} down since {} ({} s, longer than --outage-limit-secs \
+                             {}): {}; its messages stay queued for the next run",
+                            side.as_str(),
+                            down.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                            down.started.elapsed().as_secs(),
+                            outage_limit.as_secs(),
+                            down.error
+                        );
+                    }
+                    pipeline.alerts.flush().await;
+                    eprintln!(
+                        "ferry: gave up waiting for a service that does not answer (exit \
+                         {EXIT_SERVICE_DOWN}); nothing was dead-lettered"
+                    );
+                    return Ok(ExitCode::from(EXIT_SERVICE_DOWN));
                 }
                 Ok(Settle::Lost(e)) => lost = Some(e.to_string()),
                 Err(e) => {
@@ -295,6 +331,14 @@ pub async fn run(
 enum Settle {
     Done(HashMap<String, RunSummary>, Vec<(String, FerryError)>),
     Lost(BusError),
+    Down(Vec<(String, Side, Down)>),
+}
+
+/// How long `run --once` waits: for everything, and for a service that does not answer.
+#[derive(Clone, Copy)]
+struct Limits {
+    deadline: Instant,
+    outage: Duration,
 }
 
 /// Poll the runs until each is `done`. A scheme whose worker stopped on a configuration error
@@ -303,7 +347,7 @@ async fn wait_until_settled(
     pipeline: &Pipeline,
     extracted: &[(LoadedScheme, Result<Option<Extracted>, FerryError>)],
     tasks: &mut JoinSet<WorkerEnd>,
-    deadline: Instant,
+    limits: Limits,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Settle> {
     let state = &pipeline.state;
@@ -328,6 +372,26 @@ async fn wait_until_settled(
         if report {
             last_progress = Instant::now();
         }
+        let downs = pipeline.outages.current();
+        if report {
+            for (scheme, side, down) in &downs {
+                tracing::warn!(
+                    scheme = %scheme,
+                    since = %down.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    down_secs = down.started.elapsed().as_secs(),
+                    limit_secs = limits.outage.as_secs(),
+                    error = %down.error,
+                    "waiting for the {} to answer; its messages stay queued",
+                    side.as_str()
+                );
+            }
+        }
+        if downs
+            .iter()
+            .any(|(_, _, d)| d.started.elapsed() >= limits.outage)
+        {
+            return Ok(Settle::Down(downs));
+        }
         let mut waiting = 0;
         for x in &runs {
             if done.contains_key(&x.run_id) || stopped.iter().any(|(s, _)| s == &x.scheme) {
@@ -349,7 +413,7 @@ async fn wait_until_settled(
         if waiting == 0 || shutdown.is_set() {
             return Ok(Settle::Done(done, stopped));
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= limits.deadline {
             anyhow::bail!("runs did not settle before --timeout-secs; see `ferry status`");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

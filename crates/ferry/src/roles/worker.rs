@@ -6,6 +6,7 @@
 //! | outcome                                  | what happens                                          |
 //! |------------------------------------------|-------------------------------------------------------|
 //! | handled, some records failed (`Record`)  | those records to the DLQ one by one, the rest passed on, ack |
+//! | whole batch failed, `Transient`, and the target does not answer a probe | held: no ack, no other message taken, probed every few seconds, handled again once it answers (see [`super::outage`]) |
 //! | whole batch failed, `Transient`          | to a retry queue (backoff), DLQ after the last attempt, ack |
 //! | whole batch failed, `Record`             | every record to the DLQ, ack                          |
 //! | `Config`                                 | message stays queued, this scheme stops, reported once |
@@ -24,6 +25,7 @@ use ferry_state::{Counts, Settled, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::outage::{self, Outages, Side};
 use crate::alerts::{Alert, Alerts, Kind};
 use crate::app::MAX_ATTEMPTS;
 use crate::metrics;
@@ -54,6 +56,13 @@ pub trait Handler: Send + Sync {
         headers: &Headers,
         trace: &opentelemetry::Context,
     ) -> Result<Handled, FerryError>;
+
+    /// Whether the service this stage writes to answers at all, asked after a `Transient`
+    /// failure: `Err` (why not) holds the scheme's messages in their queue until it does (see
+    /// [`super::outage`]). A stage without such a service answers `Ok`.
+    async fn probe(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Why a worker stopped.
@@ -75,6 +84,8 @@ pub struct Worker {
     pub alerts: Alerts,
     /// Set once this worker handled a message: a stop of its stage raised before has cleared.
     pub handled_one: AtomicBool,
+    /// The outages this process's workers are holding their messages through.
+    pub outages: Outages,
 }
 
 impl Worker {
@@ -90,7 +101,7 @@ impl Worker {
                 next = consumer.next() => next?,
             };
             let Some(incoming) = next else { break };
-            if let Some(stop) = self.process(&publisher, incoming).await? {
+            if let Some(stop) = self.process(&publisher, incoming, &shutdown).await? {
                 let _ = consumer.cancel().await;
                 return Ok(stop);
             }
@@ -104,6 +115,7 @@ impl Worker {
         &self,
         publisher: &Publisher,
         incoming: Incoming,
+        shutdown: &Shutdown,
     ) -> Result<Option<Stopped>, BusError> {
         let scheme = self.scheme.as_str();
         let stage_name = self.stage.as_str();
@@ -140,11 +152,27 @@ impl Worker {
             envelope.records.len() as u64,
         );
         let trace = span.context();
-        let result = self
-            .handler
-            .handle(envelope, &incoming.headers, &trace)
-            .instrument(span.clone())
-            .await;
+        let result = loop {
+            let result = self
+                .handler
+                .handle(envelope, &incoming.headers, &trace)
+                .instrument(span.clone())
+                .await;
+            let Err(err) = &result else { break result };
+            if err.class() != ErrorClass::Transient {
+                break result;
+            }
+            let Err(why) = self.handler.probe().await else {
+                break result;
+            };
+            let probe = || self.handler.probe();
+            let (outages, state) = (&self.outages, &self.state);
+            if !outage::hold(outages, state, scheme, Side::Target, &why, probe, shutdown).await {
+                // A shutdown while the target is down: the message goes back to its queue.
+                self.give_back(publisher, envelope, &incoming).await?;
+                return Ok(None);
+            }
+        };
         metrics::global().observe_batch(scheme, stage_name, started.elapsed().as_secs_f64());
 
         let (counts, dead_ids, shared_id) = match result {
@@ -211,19 +239,7 @@ impl Worker {
                     "configuration error: this scheme stops consuming; its messages stay queued. \
                      Fix the scheme or connection and restart"
                 );
-                // Put it back as a new message rather than nack-requeue it: a quorum queue counts
-                // every requeue against the delivery limit, and a misconfigured scheme restarted
-                // a few times must not dead-letter good messages.
-                let queue = names::work_queue(scheme, self.stage);
-                match publisher.publish(&queue, envelope, &incoming.headers).await {
-                    Ok(()) => {
-                        settled(incoming.ack().await)?;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not put the message back; requeueing it instead");
-                        settled(incoming.nack_requeue().await)?;
-                    }
-                }
+                self.give_back(publisher, envelope, &incoming).await?;
                 if let Err(e) = self
                     .state
                     .stop_run(&envelope.run_id, &err.to_string())
@@ -306,6 +322,31 @@ impl Worker {
         .await;
         metrics::record_outcomes(scheme, stage_name, &counts, reconciled);
         Ok(None)
+    }
+}
+
+impl Worker {
+    /// Put a message back in its queue untouched, as a new message rather than a nack-requeue: a
+    /// quorum queue counts every requeue against the delivery limit, and a misconfigured scheme
+    /// restarted a few times, or a loader stopped during an outage, must not dead-letter good
+    /// messages.
+    async fn give_back(
+        &self,
+        publisher: &Publisher,
+        envelope: &Envelope,
+        incoming: &Incoming,
+    ) -> Result<(), BusError> {
+        let queue = names::work_queue(&self.scheme, self.stage);
+        match publisher.publish(&queue, envelope, &incoming.headers).await {
+            Ok(()) => {
+                settled(incoming.ack().await)?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not put the message back; requeueing it instead");
+                settled(incoming.nack_requeue().await)?;
+            }
+        }
+        Ok(())
     }
 }
 
