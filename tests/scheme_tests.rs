@@ -81,8 +81,9 @@ fn a_malformed_test_file_is_named_with_its_key_path() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "schemes/tests/contacts.test.json: cases[0].expect.mesages: unknown key; expected one \
-         of `records`, `messages`, `errors`; see `ferry test --help` for the file format\n"
+        "schemes/tests/contacts.test.json: cases[0].expect.mesages: unknown key; did you mean \
+         `messages`? (expected one of `records`, `messages`, `errors`); see `ferry test --help` \
+         for the file format\n"
     );
     assert_eq!(
         text(&out.stdout),

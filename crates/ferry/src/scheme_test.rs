@@ -318,18 +318,16 @@ fn unknown_keys(
 ) -> Result<(), (String, String)> {
     match object.keys().find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
-        Some(key) => Err((
-            join_path(here, key),
-            format!(
-                "unknown key; expected one of {}",
-                known
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+        Some(key) => Err((join_path(here, key), unknown_key(key, known))),
     }
+}
+
+/// `unknown key; did you mean `messages`? (expected one of ...)`.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    let near = ferry_core::template::closest(key, known)
+        .map(|near| format!("did you mean `{near}`? "))
+        .unwrap_or_default();
+    format!("unknown key; {near}(expected one of {})", list(known))
 }
 
 fn join_path(here: &str, key: &str) -> String {
@@ -373,10 +371,7 @@ fn read_expect(
         let path = join_path(here, key);
         let known = ["records", "statements", "messages", "errors"];
         if !known.contains(&key.as_str()) {
-            return Err((
-                path,
-                format!("unknown key; expected one of {}", list(&sent.expect_keys())),
-            ));
+            return Err((path, unknown_key(key, &sent.expect_keys())));
         }
         if !sent.expect_keys().contains(&key.as_str()) {
             let instead = match sent.key() {
@@ -818,7 +813,7 @@ mod tests {
         let err = read_expect(Some(&expect), "cases[0].expect", Sent::Messages).unwrap_err();
         assert_eq!(
             err.1,
-            "unknown key; expected one of `records`, `messages`, `errors`"
+            "unknown key; did you mean `messages`? (expected one of `records`, `messages`, `errors`)"
         );
     }
 }
