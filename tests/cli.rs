@@ -291,3 +291,40 @@ fn scheme_values_come_from_the_environment_and_stay_redacted_in_preview() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Several broker nodes (`FERRY_AMQP_URL`, comma-separated), none answering: the error names each
+/// node and why, with every password hidden, not only the first URL's.
+#[test]
+fn no_broker_password_shows_when_none_of_several_nodes_answers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["replay", "--scheme", "yida-refunds-to-mysql"])
+        .env("FERRY_CONFIG", repo().join("config/ferry.toml"))
+        .env(
+            "FERRY_AMQP_URL",
+            "amqp://guest:s3cr3t-one@127.0.0.1:1/%2f,amqp://ferry:密码🔑@127.0.0.1:2/%2f",
+        )
+        .output()
+        .expect("run ferry");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let refused = "IO error: Connection refused (os error 111)";
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            format!(
+                "ferry: cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url or urls): cannot \
+                 connect to RabbitMQ: none of its 2 nodes answered \
+                 (amqp://guest:***@127.0.0.1:1/%2f: {refused}; amqp://ferry:***@127.0.0.1:2/%2f: \
+                 {refused})"
+            )
+            .as_str()
+        ),
+        "{stderr}"
+    );
+    for secret in ["s3cr3t-one", "密码"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{stdout}{stderr}"
+        );
+    }
+}

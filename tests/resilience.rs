@@ -580,3 +580,123 @@ async fn a_target_outage_mid_run_is_retried_until_every_row_is_written() {
     world.clean().await;
     drop(mariadb);
 }
+
+/// Two RabbitMQ nodes in `[broker] urls` (two private nodes standing in for a cluster's): every
+/// role (`ferry transform`, `ferry load`, `ferry extract --once`) connects to the first. That node
+/// is killed (SIGKILL) mid-run and stays down: each role's supervisor gives the connection up
+/// after the recovery wait (3 s here) and, in the same process, connects afresh to the second node
+/// within seconds; the extractor resumes its run there after its last confirmed page and finishes
+/// it, and the rows it publishes there reach the target. (The pages still queued on the dead node
+/// wait for it: independent nodes share no queue, a cluster's replicated queues do.) No role
+/// exits, no password shows in any log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_connects_afresh_to_the_next_node_when_its_node_dies() {
+    let Some((mut world, mut first, amqp_first)) = world_with_private_broker("fo").await else {
+        return;
+    };
+    let second = match private_rabbitmq(&format!("{}b", world.id)) {
+        Ok(second) => second,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot start a second private RabbitMQ node: {why}");
+            world.clean().await;
+            return;
+        }
+    };
+    let amqp_second = format!("amqp://guest:guest@127.0.0.1:{}/%2f", second.port);
+    let (_src, dst, scheme) = outage_job(&mut world, &amqp_first).await;
+    let toml = world.log("ferry.toml").replace(
+        &format!("url = \"{amqp_first}\"\n"),
+        &format!("urls = [\"{amqp_first}\", \"{amqp_second}\"]\n"),
+    );
+    assert!(toml.contains("urls = ["), "{toml}");
+    world.write("ferry.toml", &toml);
+    let mut roles = vec![
+        Role::spawn(&mut world, &["transform"], "transform.log"),
+        Role::spawn(&mut world, &["load"], "load.log"),
+        Role::spawn(&mut world, &["extract", "--once"], "extract.log"),
+    ];
+    let admin = world.admin.clone();
+    wait_for_first_rows(&world, &dst).await;
+    first.stop("KILL");
+    let killed = Instant::now();
+    let before = count(&admin, &dst).await.unwrap_or_default();
+    assert!(before < ROWS, "the node died mid-run ({before} of {ROWS})");
+    let second_node = format!("127.0.0.1:{}", second.port);
+    let logs = ["transform.log", "load.log", "extract.log"];
+    let deadline = killed + Duration::from_secs(90);
+    loop {
+        for role in roles.iter_mut() {
+            role.supervise(&mut world);
+        }
+        let moved = logs.iter().all(|log| {
+            world
+                .log(log)
+                .lines()
+                .any(|l| l.contains("connected to RabbitMQ afresh") && l.contains(&second_node))
+        });
+        if moved {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every role connected afresh to the second node ({}; logs in {})",
+            report(&roles),
+            keep_logs(&world)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let failover = killed.elapsed();
+    eprintln!("every role was on the second node {failover:?} after the first died");
+    assert!(
+        failover < Duration::from_secs(30),
+        "failover within seconds: {failover:?}"
+    );
+    // The extractor finishes its run on the second node, resumed, and exits 0.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let code = loop {
+        if let Some(code) = world.exited(roles[2].index) {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`ferry extract --once` did not end:\n{}",
+            world.log("extract.log")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let extract_log = world.log("extract.log");
+    assert_eq!(code, Some(0), "{extract_log}");
+    assert!(
+        extract_log.contains(&format!("{scheme}: extracted {ROWS} records in 60 pages"))
+            && extract_log.contains(", resumed after page"),
+        "{extract_log}"
+    );
+    // The pages published on the second node reach the target.
+    let moved_on = world
+        .wait_for_count(
+            "rows written through the second node",
+            &format!("SELECT COUNT(*) FROM `{dst}`.orders_copy"),
+            Duration::from_secs(120),
+            |n| n > before,
+        )
+        .await;
+    eprintln!("{before} rows before the node died, {moved_on} after");
+    assert!(
+        roles.iter().all(|r| r.exits.is_empty()),
+        "no role ended: {} (logs in {})",
+        report(&roles),
+        keep_logs(&world)
+    );
+    for log in logs {
+        let text = world.log(log);
+        assert!(text.contains("connecting afresh"), "{log}:\n{text}");
+        assert!(
+            !text.contains("guest:guest@"),
+            "{log} shows a password:\n{text}"
+        );
+    }
+    assert_no_dead_letters(&amqp_second, &scheme).await;
+    assert_graceful_stop(&mut world, "load.log");
+    world.clean().await;
+    drop(second);
+}

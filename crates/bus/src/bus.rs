@@ -18,12 +18,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferry_core::redact;
 use lapin::options::ConfirmSelectOptions;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::ShortString;
 use lapin::{Channel, Connection, ConnectionProperties, ErrorKind};
 
-use crate::error::{BusError, redact_url, scrub, url_password};
+use crate::error::BusError;
 use crate::publisher::Publisher;
 use crate::topology::Topology;
 
@@ -46,6 +47,10 @@ const RECONNECT_MAX_DELAY_SECS: u64 = 5;
 /// Reconnection attempts per recovery: enough to cover [`RECOVERY_WAIT_SECS`] at the longest pause.
 const RECONNECT_ATTEMPTS: usize = 30;
 
+/// lapin's TCP attempts per node when several are configured: a node that refuses is left for the
+/// next one after about a second.
+const NODE_ATTEMPTS: usize = 2;
+
 /// How long a connection given up is watched for a late recovery (see [`Bus::abandon`]); lapin's
 /// own attempts end sooner ([`RECONNECT_ATTEMPTS`] at most [`RECONNECT_MAX_DELAY_SECS`] apart).
 const ABANDONED_WATCH_SECS: u64 = 600;
@@ -60,6 +65,8 @@ pub struct Bus {
     lost: LostSignal,
     /// The broker URL without its password, for messages.
     redacted_url: String,
+    /// Which of the node URLs it was given this connection is to (see [`Bus::connect_nodes`]).
+    node: usize,
     /// The topology declared per scheme, which failure routing needs (retry delays).
     topologies: Mutex<HashMap<String, Topology>>,
 }
@@ -87,6 +94,17 @@ impl Bus {
         name: &str,
         recovery_wait: Duration,
     ) -> Result<Bus, BusError> {
+        Bus::connect_url(url, name, recovery_wait, RECONNECT_ATTEMPTS).await
+    }
+
+    /// Connect to one node; lapin makes `attempts` TCP attempts (the first connection and each
+    /// recovery), at most [`RECONNECT_MAX_DELAY_SECS`] apart.
+    async fn connect_url(
+        url: &str,
+        name: &str,
+        recovery_wait: Duration,
+        attempts: usize,
+    ) -> Result<Bus, BusError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(name.into())
             .enable_auto_recover()
@@ -94,15 +112,15 @@ impl Bus {
                 backon::ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(500))
                     .with_max_delay(Duration::from_secs(RECONNECT_MAX_DELAY_SECS))
-                    .with_max_times(RECONNECT_ATTEMPTS),
+                    .with_max_times(attempts),
             );
-        let redacted_url = redact_url(url);
+        let redacted_url = redact::url(url);
         let connection =
             Connection::connect(url, properties)
                 .await
                 .map_err(|err| BusError::Connect {
                     url: redacted_url.clone(),
-                    reason: scrub(&err.to_string(), url_password(url).as_deref()),
+                    reason: redact::scrub(&err.to_string(), &redact::passwords(url)),
                 })?;
         tracing::info!(url = %redacted_url, connection = name, "connected to RabbitMQ");
         let lost = LostSignal::watch(connection.status().clone(), recovery_wait);
@@ -110,8 +128,60 @@ impl Bus {
             connection,
             lost,
             redacted_url,
+            node: 0,
             topologies: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Connect to the first of a cluster's nodes that answers, trying `urls` from `first`
+    /// (wrapping around), so that a role that lost its node starts with the next one. No URL's
+    /// password appears in the error, which names every node tried and why it failed.
+    pub async fn connect_nodes(
+        urls: &[String],
+        first: usize,
+        name: &str,
+        recovery_wait: Duration,
+    ) -> Result<Bus, BusError> {
+        let count = urls.len();
+        let mut failures = Vec::new();
+        for node in (0..count).map(|i| (first + i) % count) {
+            // With several nodes a dead one is left after a few attempts, not lapin's minutes.
+            let attempts = if count == 1 {
+                RECONNECT_ATTEMPTS
+            } else {
+                NODE_ATTEMPTS
+            };
+            match Bus::connect_url(&urls[node], name, recovery_wait, attempts).await {
+                Ok(mut bus) => {
+                    bus.node = node;
+                    return Ok(bus);
+                }
+                Err(err) if count == 1 => return Err(err),
+                Err(err) => {
+                    tracing::warn!(node = %redact::url(&urls[node]), error = %err, "a RabbitMQ node did not answer; trying the next");
+                    failures.push(match err {
+                        BusError::Connect { url, reason } => format!("{url}: {reason}"),
+                        other => format!("{}: {other}", redact::url(&urls[node])),
+                    });
+                }
+            }
+        }
+        if count == 0 {
+            return Err(BusError::NoNode {
+                count,
+                tried: "no broker URL is configured".into(),
+            });
+        }
+        Err(BusError::NoNode {
+            count,
+            tried: failures.join("; "),
+        })
+    }
+
+    /// Which of the node URLs given to [`Bus::connect_nodes`] this connection is to (0 for
+    /// [`Bus::connect`]).
+    pub fn node(&self) -> usize {
+        self.node
     }
 
     /// True while the connection is up (not reconnecting, closed or failed): for `/readyz`.
@@ -171,7 +241,7 @@ impl Bus {
 
     /// True once this connection was given up.
     pub fn is_lost(&self) -> bool {
-        self.lost.0.borrow().is_some()
+        self.lost.is_set()
     }
 
     /// Close the connection politely (consumers should be cancelled and drained first).
@@ -223,20 +293,30 @@ impl Bus {
     }
 }
 
-/// The recovery watchdog's verdict, shared by everything that waits on one connection.
+/// The recovery watchdog's verdict, shared by everything that waits on one connection. Set by
+/// the watchdog, or by an operation whose own wait for a recovery ran out ([`LostSignal::give_up`]),
+/// so that every user of the connection learns at once that it is gone.
 #[derive(Clone, Debug)]
-pub(crate) struct LostSignal(tokio::sync::watch::Receiver<Option<String>>);
+pub(crate) struct LostSignal {
+    verdict: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// How long a recovery may take before the connection counts as lost.
+    recovery_wait: Duration,
+}
 
 impl LostSignal {
     /// Start the watchdog of a connection. It ends on its own once the connection is given up
     /// or every holder of the signal is gone.
     fn watch(status: lapin::ConnectionStatus, recovery_wait: Duration) -> LostSignal {
-        let (tx, rx) = tokio::sync::watch::channel(None);
+        let verdict = Arc::new(tokio::sync::watch::channel(None).0);
+        let watched = Arc::downgrade(&verdict);
         tokio::spawn(async move {
             let mut reconnecting_since: Option<Instant> = None;
             loop {
                 tokio::time::sleep(Duration::from_millis(WATCHDOG_EVERY_MILLIS)).await;
-                if tx.is_closed() {
+                let Some(verdict) = watched.upgrade() else {
+                    return;
+                };
+                if verdict.borrow().is_some() {
                     return;
                 }
                 // lapin moves between Reconnecting and Connecting (each attempt) and Error (an
@@ -251,18 +331,42 @@ impl LostSignal {
                         "the connection did not recover within {} s",
                         recovery_wait.as_secs()
                     );
-                    tracing::error!(%reason, "giving the RabbitMQ connection up");
-                    tx.send_replace(Some(reason));
+                    LostSignal::set(&verdict, reason);
                     return;
                 }
             }
         });
-        LostSignal(rx)
+        LostSignal {
+            verdict,
+            recovery_wait,
+        }
+    }
+
+    fn set(verdict: &tokio::sync::watch::Sender<Option<String>>, reason: String) {
+        verdict.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            tracing::error!(%reason, "giving the RabbitMQ connection up");
+            *current = Some(reason);
+            true
+        });
+    }
+
+    /// Call the connection lost (once; later reasons are ignored) and return the error for it.
+    pub(crate) fn give_up(&self, reason: String) -> BusError {
+        LostSignal::set(&self.verdict, reason);
+        BusError::Lost(self.verdict.borrow().clone().unwrap_or_default())
+    }
+
+    /// True once the connection was given up.
+    pub(crate) fn is_set(&self) -> bool {
+        self.verdict.borrow().is_some()
     }
 
     /// Resolves with [`BusError::Lost`] once the connection was given up; pending otherwise.
     pub(crate) async fn wait(&self) -> BusError {
-        let mut rx = self.0.clone();
+        let mut rx = self.verdict.subscribe();
         // The guard `wait_for` returns must not live across an await (it is not Send).
         let verdict = rx
             .wait_for(Option::is_some)
@@ -270,19 +374,30 @@ impl LostSignal {
             .map(|reason| reason.clone().unwrap_or_default());
         match verdict {
             Ok(reason) => BusError::Lost(reason),
-            // The watchdog ended without a verdict: nothing to wait for.
+            // Cannot happen while `self` holds the sender; never resolve rather than guess.
             Err(_) => std::future::pending().await,
         }
     }
 
-    /// Wait for lapin's recovery after `err`, or until the watchdog gives the connection up.
+    /// Wait for lapin's recovery after `err`, for the recovery wait at most: a channel whose
+    /// recovery stalls (lapin 4.12 can leave it waiting for good while the connection looks
+    /// connected, so the watchdog never fires) gives the whole connection up, and the role's
+    /// supervisor connects afresh.
     pub(crate) async fn recover(
         &self,
         channel: &Channel,
         err: lapin::Error,
     ) -> Result<(), BusError> {
+        let bounded = tokio::time::timeout(self.recovery_wait, channel.wait_for_recovery(err));
         tokio::select! {
-            recovered = channel.wait_for_recovery(err) => recovered.map_err(|err| BusError::Lost(err.to_string())),
+            recovered = bounded => match recovered {
+                Ok(recovered) => recovered.map_err(|err| self.give_up(err.to_string())),
+                Err(_) => Err(self.give_up(format!(
+                    "channel {} did not recover within {} s",
+                    channel.id(),
+                    self.recovery_wait.as_secs()
+                ))),
+            },
             lost = self.wait() => Err(lost),
         }
     }

@@ -17,6 +17,14 @@ pub enum BusError {
         /// Why, as lapin reported it (scrubbed of the password).
         reason: String,
     },
+    /// None of several broker nodes could be connected to. Each is named (redacted) with why.
+    #[error("cannot connect to RabbitMQ: none of its {count} nodes answered ({tried})")]
+    NoNode {
+        /// How many node URLs were tried.
+        count: usize,
+        /// `url: reason` per node, `; `-separated, passwords replaced by `***`.
+        tried: String,
+    },
     /// A queue exists with other arguments than the ones Ferry declares now (PRECONDITION_FAILED).
     #[error(
         "queue {queue} already exists with different arguments ({reason}); RabbitMQ cannot change \
@@ -120,76 +128,9 @@ impl BusError {
     }
 }
 
-/// `url` with the password of its userinfo replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    // The userinfo ends at the last '@' before the path; a password may itself contain '@'
-    // only percent-encoded, but be lenient and use the last one anyway.
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
-/// The password in `url`'s userinfo, if any (so that texts can be scrubbed of it).
-pub(crate) fn url_password(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let password = &userinfo[userinfo.find(':')? + 1..];
-    (!password.is_empty()).then(|| password.to_string())
-}
-
-/// `text` with every occurrence of `secret` replaced by `***`.
-pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "***"),
-        _ => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_the_password_only() {
-        assert_eq!(
-            redact_url("amqp://guest:s3cr3t@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            redact_url("amqp://127.0.0.1:5672/%2f"),
-            "amqp://127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact_url("amqp://user@host"), "amqp://user@host");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
-
-    #[test]
-    fn password_is_found_and_scrubbed() {
-        let url = "amqps://ferry:p%40ss@rabbit:5671/ferry";
-        assert_eq!(url_password(url).as_deref(), Some("p%40ss"));
-        assert_eq!(
-            scrub("bad login p%40ss at rabbit", url_password(url).as_deref()),
-            "bad login *** at rabbit"
-        );
-        assert_eq!(url_password("amqp://guest@host/"), None);
-    }
 
     #[test]
     fn topology_error_names_the_queue_and_the_fix() {

@@ -47,7 +47,7 @@ pub mod trace;
 pub use browse::{DeadLetterPage, DeadLetterView};
 pub use bus::Bus;
 pub use consumer::{Consumer, Incoming};
-pub use error::{BusError, redact_url};
+pub use error::BusError;
 pub use failure::Routed;
 pub use headers::Headers;
 pub use names::Stage;

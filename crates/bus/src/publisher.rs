@@ -131,9 +131,12 @@ impl Publisher {
             };
             recoveries += 1;
             if recoveries > REPUBLISHES_AFTER_RECOVERY {
-                return Err(BusError::Lost(err.to_string()));
+                return Err(self.lost.give_up(err.to_string()));
             }
             tracing::warn!(queue, error = %err, "publish failed; waiting for RabbitMQ recovery");
+            // Bounded by `[broker] recovery_wait_secs`; past it the connection is given up and
+            // the caller's supervisor connects afresh. The confirms of this pass never came, so
+            // the batch counts as unknown and is published again there (same message ids).
             self.lost.recover(&self.channel, err).await?;
         }
     }
@@ -149,7 +152,7 @@ impl Publisher {
                 secs: CONFIRM_TIMEOUT_SECS,
             }
         } else {
-            BusError::Lost(format!(
+            self.lost.give_up(format!(
                 "{count} message(s) for {queue} were still unconfirmed after {CONFIRM_TIMEOUT_SECS} s \
                  of reconnecting"
             ))

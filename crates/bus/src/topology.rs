@@ -34,6 +34,10 @@ pub struct Topology {
     /// Give the load queue `x-single-active-consumer`, so one loader at a time writes (for
     /// rate-limited targets such as a DingTalk robot), whatever the number of replicas.
     pub single_active_load: bool,
+    /// `x-quorum-initial-group-size` of the quorum queues (work queues and DLQs): on how many
+    /// cluster nodes each is replicated; `None` leaves it to the broker. RabbitMQ reads it only
+    /// when a queue is created.
+    pub quorum_group_size: Option<u32>,
 }
 
 impl Default for Topology {
@@ -42,6 +46,7 @@ impl Default for Topology {
             delivery_limit: DEFAULT_DELIVERY_LIMIT,
             retry_delays_secs: DEFAULT_RETRY_DELAYS_SECS.to_vec(),
             single_active_load: false,
+            quorum_group_size: None,
         }
     }
 }
@@ -101,18 +106,31 @@ impl Topology {
         if stage == Stage::Load && self.single_active_load {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
+        self.replicate(&mut args);
         args
+    }
+
+    /// Arguments of a stage's DLQ.
+    fn dlq_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), text("quorum"));
+        self.replicate(&mut args);
+        args
+    }
+
+    /// The replication factor of a quorum queue, when one is configured.
+    fn replicate(&self, args: &mut FieldTable) {
+        if let Some(size) = self.quorum_group_size {
+            args.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongLongInt(i64::from(size)),
+            );
+        }
     }
 }
 
 fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
-}
-
-fn dlq_arguments() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), text("quorum"));
-    args
 }
 
 fn retry_queue_arguments(work_queue: &str, delay_secs: u64) -> FieldTable {
@@ -263,7 +281,12 @@ async fn declare_all(channel: &Channel, scheme: &str, topology: &Topology) -> Re
     for stage in Stage::ALL {
         let work = names::work_queue(scheme, stage);
         // The DLQ first, so that nothing the work queue dead-letters is ever dropped.
-        declare(channel, &names::dlq(scheme, stage), dlq_arguments()).await?;
+        declare(
+            channel,
+            &names::dlq(scheme, stage),
+            topology.dlq_arguments(),
+        )
+        .await?;
         declare(channel, &work, topology.work_queue_arguments(scheme, stage)).await?;
         for delay in &topology.retry_delays_secs {
             declare(
@@ -332,6 +355,7 @@ mod tests {
             delivery_limit: 7,
             retry_delays_secs: vec![1],
             single_active_load: true,
+            quorum_group_size: Some(3),
         };
         let args = topology.work_queue_arguments("s", Stage::Load);
         let get = |k: &str| args.inner().get(k).cloned();
@@ -347,6 +371,24 @@ mod tests {
         );
         let transform = topology.work_queue_arguments("s", Stage::Transform);
         assert!(!transform.contains_key("x-single-active-consumer"));
+        // Replicated on 3 nodes, work queues and DLQs alike; left to the broker when unset.
+        for args in [&args, &transform, &topology.dlq_arguments()] {
+            assert_eq!(
+                args.inner().get("x-quorum-initial-group-size"),
+                Some(&AMQPValue::LongLongInt(3))
+            );
+        }
+        let unset = Topology::default();
+        assert!(
+            !unset
+                .work_queue_arguments("s", Stage::Load)
+                .contains_key("x-quorum-initial-group-size")
+        );
+        assert!(
+            !unset
+                .dlq_arguments()
+                .contains_key("x-quorum-initial-group-size")
+        );
     }
 
     #[test]

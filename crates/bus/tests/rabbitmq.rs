@@ -136,6 +136,7 @@ async fn declare_is_idempotent_and_a_changed_limit_names_the_queue() {
         delivery_limit: 3,
         retry_delays_secs: vec![1, 5],
         single_active_load: true,
+        quorum_group_size: None,
     };
     with_scheme("declare", topology.clone(), |bus, scheme| async move {
         within("declare again", bus.declare(&scheme, &topology))

@@ -33,21 +33,8 @@ pub fn refused_hint(url: &str) -> &'static str {
     }
 }
 
-/// `url` without the password of its user info (`https://user:***@host/...`), for messages.
-pub fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
+/// `url` without the password of its user info (see [`crate::redact::userinfo`]).
+pub use crate::redact::userinfo as redact_userinfo;
 
 /// How a failure must be handled. The lower-case names are the values of the
 /// `x-ferry-error-class` header on dead letters.
@@ -211,14 +198,6 @@ mod tests {
         ] {
             assert_eq!(refused_hint(url), "", "{url}");
         }
-        assert_eq!(
-            redact_userinfo("https://bot:s3cret@hooks.example.com:8443/a?b=c"),
-            "https://bot:***@hooks.example.com:8443/a?b=c"
-        );
-        assert_eq!(
-            redact_userinfo("http://127.0.0.1:9180"),
-            "http://127.0.0.1:9180"
-        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`error`]: the classified error (`Transient`, `Record`, `Config`) that decides retry,
 //!   dead-letter or stop.
 //! - [`record`]: records and the message envelope between stages.
+//! - [`redact`]: the one place that hides passwords and tokens in URLs and messages.
 //! - [`identity`]: a record is its (id, content): identical repeats go, every content stays.
 //! - [`scheme`]: the scheme file model in the seed documents' metadata shape.
 //! - [`config`]: `ferry.toml` (broker, state, telemetry, connections) with `${VAR}` substitution.
@@ -30,6 +31,7 @@ pub mod mapping;
 pub mod probe;
 pub mod problem;
 pub mod record;
+pub mod redact;
 pub mod scheme;
 pub mod sign;
 pub mod sql;

@@ -361,7 +361,7 @@ impl Inner {
                 .send()
                 .await;
             // The URL may hold a token: name the host only.
-            let host = redacted_host(url.expose());
+            let host = ferry_core::redact::host(url.expose());
             match sent {
                 Ok(answer) if answer.status().is_success() => {
                     tracing::info!(scheme, kind, status, "alert delivered to the webhook")
@@ -374,19 +374,6 @@ impl Inner {
                 }
             }
         }
-    }
-}
-
-/// `https://host:port` of a URL, without its path and query (which may carry a token).
-fn redacted_host(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| after_scheme + i);
-    let authority = &url[..end];
-    match authority.rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..after_scheme], &authority[at + 1..]),
-        None => authority.to_string(),
     }
 }
 
@@ -411,18 +398,6 @@ mod tests {
         assert_eq!(
             Alert::new("", Kind::BrokerDown).title(),
             "【Ferry 告警】所有方案：RabbitMQ 无法连接"
-        );
-    }
-
-    #[test]
-    fn webhook_hosts_lose_their_path_and_credentials() {
-        assert_eq!(
-            redacted_host("https://hooks.example.com/services/T0/B0/secret?x=1"),
-            "https://hooks.example.com"
-        );
-        assert_eq!(
-            redacted_host("http://user:pw@127.0.0.1:9000/hook"),
-            "http://***@127.0.0.1:9000"
         );
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ferry_bus::{Bus, Topology};
-use ferry_core::config::Connection;
+use ferry_core::config::{Connection, FAILOVER_WAIT_SECS, node_urls};
 use ferry_core::load::{Loaded, LoadedScheme};
 use ferry_state::State;
 
@@ -17,6 +17,7 @@ pub const MAX_ATTEMPTS: u32 = 6;
 
 pub struct App {
     pub loaded: Arc<Loaded>,
+    /// The broker node URL(s), comma-separated when several (`FERRY_AMQP_URL` or `[broker]`).
     pub amqp_url: String,
     pub state_url: String,
 }
@@ -82,14 +83,29 @@ impl App {
             .context("cannot open the state database (FERRY_STATE_URL / [state] url)")
     }
 
+    /// A connection to the broker: the first node of `FERRY_AMQP_URL` / `[broker] urls` that
+    /// answers.
     pub async fn bus(&self, role: &str) -> anyhow::Result<Bus> {
-        Bus::connect_with_recovery_wait(
-            &self.amqp_url,
+        self.bus_from(role, 0).await
+    }
+
+    /// [`App::bus`], trying the nodes from the one at `first_node` on (wrapping around). With
+    /// several nodes, a connection is given up after [`FAILOVER_WAIT_SECS`] of recovery at most,
+    /// so that a role whose node died moves to another one within seconds.
+    pub async fn bus_from(&self, role: &str, first_node: usize) -> anyhow::Result<Bus> {
+        let nodes = node_urls(&self.amqp_url);
+        let mut recovery_wait = self.loaded.config.broker.recovery_wait_secs;
+        if nodes.len() > 1 {
+            recovery_wait = recovery_wait.min(FAILOVER_WAIT_SECS);
+        }
+        Bus::connect_nodes(
+            &nodes,
+            first_node,
             &format!("ferry-{role}-{}", std::process::id()),
-            Duration::from_secs(self.loaded.config.broker.recovery_wait_secs),
+            Duration::from_secs(recovery_wait),
         )
         .await
-        .context("cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url)")
+        .context("cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url or urls)")
     }
 
     /// The queues of a scheme: single active consumer on the load queue for rate-limited
@@ -104,6 +120,7 @@ impl App {
             delivery_limit: broker.delivery_limit,
             retry_delays_secs: broker.retry_delays_secs.clone(),
             single_active_load: robot,
+            quorum_group_size: broker.quorum_group_size,
         }
     }
 

@@ -15,7 +15,6 @@ use ferry_core::template::Context;
 use ferry_sinks::Sink;
 use ferry_sources::Source;
 use ferry_state::State;
-use ferry_state::mysql::redact_url;
 use serde_json::Value;
 use sqlx::mysql::MySqlPool;
 use tokio::sync::Mutex;
@@ -167,7 +166,7 @@ impl Connections {
                 let err = ferry_state::mysql::classify_ref(&e);
                 let text = format!(
                     "connection `{name}` ({}): {}",
-                    redact_url(url),
+                    ferry_core::redact::url(url),
                     err.message()
                 );
                 if err.class() == ferry_core::ErrorClass::Config {

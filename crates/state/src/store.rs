@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use ferry_core::redact;
 use sqlx::mysql::MySqlPool;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::mysql::{connect, redact_url};
+use crate::mysql::connect;
 use crate::schema::MIGRATIONS;
 
 /// Errors of the state database. All of them are transient for the pipeline (the database may be
@@ -278,7 +279,7 @@ impl State {
         let pool = connect(url, 8, true)
             .await
             .map_err(|source| StateError::Connect {
-                url: redact_url(url),
+                url: redact::url(url),
                 source,
             })?;
         for ddl in MIGRATIONS {

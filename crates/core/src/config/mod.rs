@@ -93,7 +93,10 @@ pub struct AlertsConfig {
 /// `[broker]`: the RabbitMQ that carries pages and batches between stages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
-    /// `amqp://user:password@host:5672/vhost` (`%2f` is the default vhost). Required.
+    /// `amqp://user:password@host:5672/vhost` (`%2f` is the default vhost). Required: as `url`, or
+    /// as `urls = [...]` with one URL per node of a RabbitMQ cluster, which is kept here
+    /// comma-separated (the shape `FERRY_AMQP_URL` takes too; see [`node_urls`]). A role connects
+    /// to the first node that answers and, when that node is lost, to the next.
     pub url: Secret,
     /// Unacknowledged messages per consumer (default 16).
     pub prefetch: u16,
@@ -103,8 +106,27 @@ pub struct BrokerConfig {
     /// the last one the message is dead-lettered. Each value is one retry queue.
     pub retry_delays_secs: Vec<u64>,
     /// How long a role waits for lapin to recover a broken connection before it drops it and
-    /// connects afresh (default 60).
+    /// connects afresh (default 60). With several nodes it is at most
+    /// [`FAILOVER_WAIT_SECS`]: another node is there to take over.
     pub recovery_wait_secs: u64,
+    /// `x-quorum-initial-group-size` of the queues Ferry declares: on how many cluster nodes each
+    /// queue is replicated (unset: the broker's default). Only read when a queue is first
+    /// declared: changing it later leaves existing queues as they are.
+    pub quorum_group_size: Option<u32>,
+}
+
+/// The longest `recovery_wait_secs` when several broker nodes are configured: a node that died
+/// is left for the next one within seconds.
+pub const FAILOVER_WAIT_SECS: u64 = 5;
+
+/// The node URLs of a broker setting (`[broker] url`/`urls`, `FERRY_AMQP_URL`): comma-separated,
+/// blanks around them ignored.
+pub fn node_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// `[state]`: Ferry's own database (checkpoints, the idCheck ledger, runs, tokens, locks).
@@ -259,8 +281,45 @@ fn offset_of(offsets: &HashMap<String, usize>, path: &str) -> usize {
 
 impl BrokerConfig {
     fn read(mut r: TableReader<'_>, report: &mut Report) -> Self {
-        let url = r.secret(report, "url");
-        r.require_url(report, "url", url.expose(), &["amqp", "amqps"]);
+        let single = r.opt_string(report, "url");
+        let several = r.opt_string_list(report, "urls");
+        let url = match (single, several) {
+            (Some(url), None) => {
+                for node in node_urls(&url) {
+                    r.require_url(report, "url", &node, &["amqp", "amqps"]);
+                }
+                Secret::new(url)
+            }
+            (single, Some(urls)) => {
+                if single.is_some() {
+                    report.error(
+                        &r.path_of("urls"),
+                        "set `url` (one node) or `urls` (several nodes), not both",
+                    );
+                }
+                if urls.is_empty() {
+                    report.error(&r.path_of("urls"), "expected at least one node URL");
+                }
+                for (i, node) in urls.iter().enumerate() {
+                    let path = format!("{}[{i}]", r.path_of("urls"));
+                    let amqp = ["amqp://", "amqps://"].iter().any(|s| node.starts_with(s));
+                    if !amqp && !report.failed.contains(&path) {
+                        report.error(
+                            &path,
+                            "expected a URL starting with `amqp://` or `amqps://`",
+                        );
+                    }
+                }
+                Secret::new(urls.join(","))
+            }
+            (None, None) => {
+                let path = r.path_of("url");
+                if !report.failed.contains(&path) {
+                    report.error(&path, "missing required key");
+                }
+                Secret::default()
+            }
+        };
         let config = BrokerConfig {
             url,
             prefetch: r.uint(report, "prefetch", 1..=u16::MAX.into(), DEFAULT_PREFETCH),
@@ -277,6 +336,8 @@ impl BrokerConfig {
                 1..=3600,
                 DEFAULT_RECOVERY_WAIT_SECS,
             ),
+            quorum_group_size: Some(r.uint(report, "quorum_group_size", 1..=255, 0u32))
+                .filter(|n| *n > 0),
         };
         r.finish(report);
         config

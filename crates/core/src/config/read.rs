@@ -273,6 +273,36 @@ impl<'a> TableReader<'a> {
         }
     }
 
+    /// An optional list of strings; `None` when the key is absent or not a list (reported).
+    pub(crate) fn opt_string_list(
+        &mut self,
+        report: &mut Report,
+        key: &'static str,
+    ) -> Option<Vec<String>> {
+        match self.lookup(report, key) {
+            Lookup::Missing | Lookup::Failed => None,
+            Lookup::Found(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let item_path = format!("{}[{i}]", self.path_of(key));
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        _ if report.failed.contains(&item_path) => {}
+                        other => report.error(
+                            &item_path,
+                            format!("expected a string, found {}", type_name(other)),
+                        ),
+                    }
+                }
+                Some(out)
+            }
+            Lookup::Found(other) => {
+                self.mistyped(report, key, "an array of strings", other);
+                None
+            }
+        }
+    }
+
     /// A table of secret strings (HTTP headers).
     pub(crate) fn secret_map(
         &mut self,

@@ -29,7 +29,7 @@ impl Secret {
 
     /// What `Display` and `Debug` print: a URL without its password and query, or `***`.
     pub fn redacted(&self) -> String {
-        redact_url(&self.0).unwrap_or_else(|| "***".to_string())
+        crate::redact::secret(&self.0)
     }
 }
 
@@ -49,34 +49,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({})", self.redacted())
     }
-}
-
-/// `scheme://user:password@host/path?query` with the password and the query replaced by `***`.
-/// `None` when the text is not a URL (then the whole text is secret).
-fn redact_url(text: &str) -> Option<String> {
-    let (scheme, rest) = text.split_once("://")?;
-    let scheme_ok = !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok {
-        return None;
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    // Query strings carry tokens (`?access_token=...`): hide them whole.
-    let tail = match tail.split_once('?') {
-        Some((path, _query)) => format!("{path}?***"),
-        None => tail.to_string(),
-    };
-    Some(format!("{scheme}://{authority}{tail}"))
 }
 
 #[cfg(test)]

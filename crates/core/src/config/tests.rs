@@ -292,3 +292,55 @@ dead_letters = 0
         ]
     );
 }
+
+#[test]
+fn several_broker_nodes_are_read_as_one_list_and_shown_redacted() {
+    let text = r#"
+[broker]
+urls = ["amqp://guest:一号🔑@10.0.0.1:5672/%2f", "amqp://guest:second@10.0.0.2:5672/%2f"]
+quorum_group_size = 3
+[state]
+url = "mysql://root@127.0.0.1:3306/ferry"
+"#;
+    let config = FerryConfig::parse(text, "ferry.toml", &no_env).unwrap();
+    assert_eq!(
+        config.broker.url.to_string(),
+        "amqp://guest:***@10.0.0.1:5672/%2f,amqp://guest:***@10.0.0.2:5672/%2f"
+    );
+    assert_eq!(
+        node_urls(config.broker.url.expose()),
+        [
+            "amqp://guest:一号🔑@10.0.0.1:5672/%2f",
+            "amqp://guest:second@10.0.0.2:5672/%2f"
+        ]
+    );
+    assert_eq!(config.broker.quorum_group_size, Some(3));
+    let one = FerryConfig::parse(MINIMAL, "ferry.toml", &no_env).unwrap();
+    assert_eq!(one.broker.quorum_group_size, None);
+    // The comma-separated form `FERRY_AMQP_URL` takes works in `url` too.
+    assert_eq!(
+        node_urls(" amqp://a:1@h1/%2f , amqp://b:2@h2/%2f ,"),
+        ["amqp://a:1@h1/%2f", "amqp://b:2@h2/%2f"]
+    );
+}
+
+#[test]
+fn broker_node_problems_name_the_node() {
+    let text = r#"
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+urls = ["amqp://guest:guest@10.0.0.1:5672/%2f", "http://10.0.0.2:15672", 3]
+quorum_group_size = 0
+[state]
+url = "mysql://root@127.0.0.1:3306/ferry"
+"#;
+    assert_eq!(
+        messages(text, &no_env),
+        [
+            "ferry.toml: broker.urls: set `url` (one node) or `urls` (several nodes), not both",
+            "ferry.toml: broker.urls[1]: expected a URL starting with `amqp://` or `amqps://`",
+            "ferry.toml: broker.urls[2]: expected a string, found an integer",
+            "ferry.toml: broker.quorum_group_size: must be between 1 and 255, found 0",
+        ]
+    );
+}

@@ -106,7 +106,7 @@ impl Links {
             Err(_) => {
                 link.down(format!(
                     "RabbitMQ at {} gave no answer within {CONNECT_TIMEOUT_SECS} s",
-                    ferry_bus::redact_url(&self.app.amqp_url)
+                    ferry_core::redact::url(&self.app.amqp_url)
                 ));
                 None
             }
@@ -132,7 +132,7 @@ impl Links {
             Err(_) => {
                 link.down(format!(
                     "the state database at {} gave no answer within {CONNECT_TIMEOUT_SECS} s",
-                    ferry_state::mysql::redact_url(&self.app.state_url)
+                    ferry_core::redact::url(&self.app.state_url)
                 ));
                 None
             }

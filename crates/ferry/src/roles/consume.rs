@@ -1,5 +1,5 @@
 //! Consuming: `ferry transform` and `ferry load`, a stage's workers for every scheme until
-//! shutdown.
+//! shutdown, inside the role [`Supervisor`].
 
 use std::sync::Arc;
 
@@ -9,13 +9,13 @@ use tokio::task::JoinSet;
 
 use super::pipeline::{Pipeline, until_lost};
 use super::report::watch_queue_depths;
+use super::supervisor::{Session, Supervisor};
 use crate::app::App;
 use crate::shutdown::Shutdown;
 
-/// `ferry transform` / `ferry load`: consume until shutdown. When the connection is given up
-/// (lapin's recovery did not get it back within `[broker] recovery_wait_secs`), the workers stop,
-/// the role connects afresh in the same process and starts them again; the broker redelivers what
-/// they had not acknowledged.
+/// `ferry transform` / `ferry load`: consume until shutdown, inside the [`Supervisor`]. When the
+/// connection is given up, the workers stop, the role connects afresh in the same process and
+/// starts them again; the broker redelivers what they had not acknowledged.
 pub async fn consume(
     app: Arc<App>,
     schemes: Vec<LoadedScheme>,
@@ -23,22 +23,18 @@ pub async fn consume(
     workers: u16,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let role = stage.as_str();
-    let mut pipeline = Pipeline::connect(Arc::clone(&app), role, &schemes).await?;
-    loop {
-        let ended = consume_on(&pipeline, &schemes, stage, workers, &shutdown).await;
-        let lost = match ended {
-            Ok(Some(lost)) => lost,
-            Ok(None) | Err(_) => {
-                pipeline.alerts.flush().await;
-                return ended.map(|_| ());
+    let supervisor = Supervisor::new(app, stage.as_str(), &schemes, &shutdown);
+    supervisor
+        .run(async |pipeline| {
+            let ended = consume_on(pipeline, &schemes, stage, workers, &shutdown).await;
+            if let Ok(Some(lost)) = ended {
+                return Ok(Session::Lost(lost.to_string()));
             }
-        };
-        pipeline = match pipeline.replace(role, &schemes, &shutdown, &lost).await? {
-            Some(pipeline) => pipeline,
-            None => return Ok(()),
-        };
-    }
+            pipeline.alerts.flush().await;
+            ended.map(|_| Session::Done(()))
+        })
+        .await?;
+    Ok(())
 }
 
 /// Consume on one connection until shutdown (`None`) or until it is given up (`Some`).

@@ -11,6 +11,8 @@
 //!   [`consume`] (`ferry transform` / `ferry load`), [`extracting`] (`ferry extract`) and
 //!   [`report`] (queue depths, dead-letter alerts, summary lines) are the roles' entry points
 //!   and output.
+//! - [`supervisor`]: connect, run, and on a lost connection connect afresh with backoff; every
+//!   role runs inside it.
 
 pub mod consume;
 pub mod extract;
@@ -20,5 +22,6 @@ pub mod outage;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+pub mod supervisor;
 pub mod transform;
 pub mod worker;

@@ -1,9 +1,8 @@
 //! Composition: the shared handles every role uses ([`Pipeline`]), how a role connects to
-//! RabbitMQ and the state database, connects afresh after a lost connection, and starts the
-//! consuming stages' workers.
+//! RabbitMQ and the state database, and how it starts the consuming stages' workers. Connecting
+//! afresh after a lost connection is the [`super::supervisor`]'s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ferry_bus::{Bus, BusError, Stage};
@@ -17,7 +16,7 @@ use super::load::LoadHandler;
 use super::outage::Outages;
 use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
 use super::worker::{Handler, Stopped, Worker};
-use crate::alerts::{Alert, Alerts, Kind};
+use crate::alerts::Alerts;
 use crate::app::App;
 use crate::connections::Connections;
 use crate::shutdown::Shutdown;
@@ -37,13 +36,16 @@ pub struct Pipeline {
 pub type WorkerEnd = (String, Stage, Result<Stopped, BusError>);
 
 impl Pipeline {
+    /// Connect to the state database and to RabbitMQ (trying the broker nodes from
+    /// `first_node` on, see [`App::bus_from`]) and declare the schemes' queues.
     pub async fn connect(
         app: Arc<App>,
         role: &str,
         schemes: &[LoadedScheme],
+        first_node: usize,
     ) -> anyhow::Result<Pipeline> {
         let state = app.state().await?;
-        let bus = Arc::new(app.bus(role).await?);
+        let bus = Arc::new(app.bus_from(role, first_node).await?);
         app.declare(&bus, schemes).await?;
         let connections = Arc::new(Connections::new(Arc::clone(&app), state.clone()));
         let alerts = Alerts::new(&app.loaded.config, state.clone());
@@ -66,76 +68,6 @@ impl Pipeline {
             owner.to_string(),
             self.alerts.clone(),
         )
-    }
-
-    /// After this pipeline's connection was given up (`why`): let it go for good (see
-    /// `Bus::abandon`) and connect afresh, retrying with backoff (1 s doubling to 30 s) while the
-    /// broker is still away. `None` when a shutdown came first.
-    pub(super) async fn replace(
-        &self,
-        role: &str,
-        schemes: &[LoadedScheme],
-        shutdown: &Shutdown,
-        why: &dyn std::fmt::Display,
-    ) -> anyhow::Result<Option<Pipeline>> {
-        tracing::warn!(role, error = %why, "gave the RabbitMQ connection up; connecting afresh");
-        Arc::clone(&self.bus).abandon();
-        crate::metrics::global().set_ready(false);
-        // lapin's recovery had `recovery_wait_secs` before the connection was given up.
-        let down_since = Instant::now()
-            .checked_sub(Duration::from_secs(
-                self.app.loaded.config.broker.recovery_wait_secs,
-            ))
-            .unwrap_or_else(Instant::now);
-        let mut alerted = false;
-        let mut delay = Duration::from_secs(1);
-        for attempt in 1u32.. {
-            let mut waiting = shutdown.clone();
-            tokio::select! {
-                _ = waiting.wait() => return Ok(None),
-                _ = tokio::time::sleep(delay) => {}
-            }
-            match Pipeline::connect(Arc::clone(&self.app), role, schemes).await {
-                Ok(mut pipeline) => {
-                    tracing::info!(role, attempt, "connected to RabbitMQ afresh");
-                    crate::metrics::global().set_ready(true);
-                    // The same alerts (and their deliveries under way) and outages go on.
-                    pipeline.alerts = self.alerts.clone();
-                    pipeline.outages = self.outages.clone();
-                    pipeline.alerts.clear(
-                        "",
-                        Kind::BrokerDown,
-                        None,
-                        Some(format!(
-                            "`ferry {role}` 已重新连接 RabbitMQ（中断约 {} 秒）",
-                            down_since.elapsed().as_secs()
-                        )),
-                    );
-                    return Ok(Some(pipeline));
-                }
-                Err(e) => {
-                    tracing::warn!(role, attempt, error = %format!("{e:#}"), "RabbitMQ is still unreachable; trying again");
-                    if !alerted
-                        && let Some(after) = self.alerts.broker_down_after()
-                        && down_since.elapsed() >= after
-                    {
-                        alerted = true;
-                        self.alerts.raise(
-                            Alert::new("", Kind::BrokerDown)
-                                .line("持续", format!("约 {} 秒", down_since.elapsed().as_secs()))
-                                .line("错误", format!("{e:#}"))
-                                .line(
-                                    "处理",
-                                    "检查 RabbitMQ 是否在运行、地址（FERRY_AMQP_URL / [broker] url）与网络；\
-                                     Ferry 会自动重连，恢复后无需重启",
-                                ),
-                        );
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(RECONNECT_MAX_DELAY_SECS));
-                }
-            }
-        }
-        unreachable!("the attempts never run out")
     }
 
     async fn handler(
@@ -242,12 +174,6 @@ pub(super) fn record_end(
             .with_context(|| format!("{scheme} {} worker: RabbitMQ failed", stage.as_str())),
     }
 }
-
-/// How often `ferry extract --once` connects afresh for one scheme before it reports the failure.
-pub const ONCE_RECONNECTS: u32 = 3;
-
-/// The longest pause between two attempts to connect afresh.
-pub const RECONNECT_MAX_DELAY_SECS: u64 = 30;
 
 /// Wait for the workers: `Some` as soon as one gives its connection up (outside a shutdown),
 /// `None` once every one has ended. Configuration stops are collected in `stopped`.

@@ -24,9 +24,9 @@ pub(super) fn watch_queue_depths(
     alerts: Alerts,
     schemes: &[LoadedScheme],
     mut shutdown: Shutdown,
-) -> tokio::task::JoinHandle<()> {
+) -> Background {
     let names: Vec<String> = schemes.iter().map(|s| s.scheme.name.clone()).collect();
-    tokio::spawn(async move {
+    Background(tokio::spawn(async move {
         loop {
             for scheme in &names {
                 if let Ok(depths) = bus.queue_depths(scheme).await {
@@ -45,7 +45,23 @@ pub(super) fn watch_queue_depths(
                 _ = tokio::time::sleep(Duration::from_secs(QUEUE_DEPTH_EVERY_SECS)) => {}
             }
         }
-    })
+    }))
+}
+
+/// A background task of a session, stopped when the handle is dropped (the session ended, or the
+/// supervisor abandoned it with its connection).
+pub(super) struct Background(tokio::task::JoinHandle<()>);
+
+impl Background {
+    pub(super) fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Raise the dead-letter alert of `scheme` when its DLQs hold `[alerts] dead_letters` messages or

@@ -1,4 +1,4 @@
-//! `ferry run`: all three roles in one process.
+//! `ferry run`: all three roles in one process, inside the role [`Supervisor`].
 //!
 //! `ferry run --once` starts transform and load workers, runs every selected scheme's extraction
 //! once, then waits until each run has settled (every extracted record inserted, updated,
@@ -19,18 +19,17 @@ use tokio::task::JoinSet;
 
 use super::extract::{Extracted, owner_name};
 use super::outage::{Down, Side};
-use super::pipeline::{
-    ONCE_RECONNECTS, Pipeline, WorkerEnd, gave_up, join_workers, record_end, until_lost,
-};
+use super::pipeline::{Pipeline, WorkerEnd, gave_up, join_workers, record_end, until_lost};
 use super::report::{
     absent_lines, dead_letter_alert, once_per_scheme, summary_line, watch_queue_depths,
 };
+use super::supervisor::{ONCE_RECONNECTS, Session, Supervisor};
 use crate::app::App;
 use crate::shutdown::{self, Shutdown};
 
 /// `ferry run` without `--once`: both stages' workers and every scheme's schedule in one process
-/// until shutdown. A connection given up is replaced as in [`consume`]; an extraction in progress
-/// then stops and its next run resumes it.
+/// until shutdown, inside the role [`Supervisor`]. After a lost connection everything starts
+/// again on a fresh one; an extraction in progress then stops and its next run resumes it.
 async fn run_forever(
     app: Arc<App>,
     schemes: Vec<LoadedScheme>,
@@ -39,60 +38,57 @@ async fn run_forever(
 ) -> anyhow::Result<()> {
     enum Ended {
         Workers(anyhow::Result<Option<BusError>>),
-        Lost(BusError),
         Schedules,
     }
     let owner = owner_name();
-    let mut pipeline = Pipeline::connect(Arc::clone(&app), "run", &schemes).await?;
-    loop {
-        let mut tasks = JoinSet::new();
-        for stage in [Stage::Transform, Stage::Load] {
-            pipeline
-                .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
-                .await;
-        }
-        let depths = watch_queue_depths(
-            Arc::clone(&pipeline.bus),
-            pipeline.alerts.clone(),
-            &schemes,
-            shutdown.clone(),
-        );
-        crate::metrics::global().set_ready(true);
-        let extractor = Arc::new(pipeline.extractor(&owner));
-        let schedules = extractor.follow_schedules(schemes.clone(), shutdown.clone());
-        tokio::pin!(schedules);
-        let mut stopped = Vec::new();
-        let ended = tokio::select! {
-            ended = until_lost(&mut tasks, &mut stopped, &shutdown) => Ended::Workers(ended),
-            lost = pipeline.bus.wait_lost() => Ended::Lost(lost),
-            () = &mut schedules => Ended::Schedules,
-        };
-        let lost = match ended {
-            Ended::Workers(ended) => match ended? {
-                Some(lost) => Some(lost),
-                // Every worker stopped on a configuration error: the schedules go on.
-                None => {
-                    schedules.await;
-                    None
-                }
-            },
-            Ended::Lost(lost) => Some(lost),
-            // A shutdown: the workers finish what they hold.
-            Ended::Schedules => until_lost(&mut tasks, &mut stopped, &shutdown).await?,
-        };
-        depths.abort();
-        let Some(lost) = lost else {
+    let supervisor = Supervisor::new(app, "run", &schemes, &shutdown);
+    supervisor
+        .run(async |pipeline| {
+            let mut tasks = JoinSet::new();
+            for stage in [Stage::Transform, Stage::Load] {
+                pipeline
+                    .spawn_workers(&schemes, stage, workers, &shutdown, &mut tasks)
+                    .await;
+            }
+            let depths = watch_queue_depths(
+                Arc::clone(&pipeline.bus),
+                pipeline.alerts.clone(),
+                &schemes,
+                shutdown.clone(),
+            );
+            crate::metrics::global().set_ready(true);
+            let extractor = Arc::new(pipeline.extractor(&owner));
+            let schedules = extractor.follow_schedules(schemes.clone(), shutdown.clone());
+            tokio::pin!(schedules);
+            let mut stopped = Vec::new();
+            let ended = tokio::select! {
+                ended = until_lost(&mut tasks, &mut stopped, &shutdown) => Ended::Workers(ended),
+                () = &mut schedules => Ended::Schedules,
+            };
+            let lost = match ended {
+                Ended::Workers(ended) => match ended? {
+                    Some(lost) => Some(lost),
+                    // Every worker stopped on a configuration error: the schedules go on.
+                    None => {
+                        schedules.await;
+                        None
+                    }
+                },
+                // A shutdown: the workers finish what they hold.
+                Ended::Schedules => until_lost(&mut tasks, &mut stopped, &shutdown).await?,
+            };
+            depths.abort();
+            if let Some(lost) = lost {
+                tasks.shutdown().await;
+                return Ok(Session::Lost(lost.to_string()));
+            }
             for (scheme, e) in once_per_scheme(stopped) {
                 eprintln!("{scheme}: stopped: {e}");
             }
-            return Ok(());
-        };
-        tasks.shutdown().await;
-        pipeline = match pipeline.replace("run", &schemes, &shutdown, &lost).await? {
-            Some(pipeline) => pipeline,
-            None => return Ok(()),
-        };
-    }
+            Ok(Session::Done(()))
+        })
+        .await?;
+    Ok(())
 }
 
 /// The exit code of `ferry run --once` when the run finished but records were dead-lettered.
@@ -137,7 +133,6 @@ pub async fn run(
         run_forever(app, schemes, workers, shutdown).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut pipeline = Pipeline::connect(Arc::clone(&app), "run", &schemes).await?;
     // The workers stop on our own trigger (after --once settles) or on a signal.
     let (stop_workers, worker_shutdown) = shutdown::channel();
     {
@@ -152,62 +147,64 @@ pub async fn run(
     // Each scheme's extraction, kept across fresh connections: a scheme whose extraction the lost
     // connection interrupted is extracted again (which resumes its run), the others are not.
     let mut extracted: Vec<(LoadedScheme, Result<Option<Extracted>, FerryError>)> = Vec::new();
-    let mut reconnects = 0;
-    let (settled, stopped) = loop {
-        let mut tasks = JoinSet::new();
-        let mut refused = Vec::new();
-        for stage in [Stage::Transform, Stage::Load] {
-            refused.extend(
-                pipeline
-                    .spawn_workers(&schemes, stage, workers, &worker_shutdown, &mut tasks)
-                    .await,
+    let supervisor =
+        Supervisor::new(Arc::clone(&app), "run", &schemes, &shutdown).at_most(ONCE_RECONNECTS);
+    let ended = supervisor
+        .run(async |pipeline| {
+            let mut tasks = JoinSet::new();
+            let mut refused = Vec::new();
+            for stage in [Stage::Transform, Stage::Load] {
+                refused.extend(
+                    pipeline
+                        .spawn_workers(&schemes, stage, workers, &worker_shutdown, &mut tasks)
+                        .await,
+                );
+            }
+            let _depths = watch_queue_depths(
+                Arc::clone(&pipeline.bus),
+                pipeline.alerts.clone(),
+                &schemes,
+                worker_shutdown.clone(),
             );
-        }
-        let depths = watch_queue_depths(
-            Arc::clone(&pipeline.bus),
-            pipeline.alerts.clone(),
-            &schemes,
-            worker_shutdown.clone(),
-        );
-        crate::metrics::global().set_ready(true);
-        let extractor = pipeline.extractor(&owner);
-        let mut lost = None;
-        for scheme in &schemes {
-            let name = &scheme.scheme.name;
-            if extracted.iter().any(|(s, _)| &s.scheme.name == name) {
-                continue;
+            crate::metrics::global().set_ready(true);
+            let extractor = pipeline.extractor(&owner);
+            for scheme in &schemes {
+                let name = &scheme.scheme.name;
+                if extracted.iter().any(|(s, _)| &s.scheme.name == name) {
+                    continue;
+                }
+                if let Some((_, reason)) = refused.iter().find(|(s, _)| s == name) {
+                    extracted.push((scheme.clone(), Err(reason.clone())));
+                    continue;
+                }
+                let result = extractor.run_once(scheme, &shutdown).await;
+                if let Err(e) = &result
+                    && pipeline.bus.is_lost()
+                    && !shutdown.is_set()
+                {
+                    tasks.shutdown().await;
+                    return Ok(Session::Lost(e.to_string()));
+                }
+                extracted.push((scheme.clone(), result));
             }
-            if let Some((_, reason)) = refused.iter().find(|(s, _)| s == name) {
-                extracted.push((scheme.clone(), Err(reason.clone())));
-                continue;
-            }
-            let result = extractor.run_once(scheme, &shutdown).await;
-            if let Err(e) = &result
-                && pipeline.bus.is_lost()
-                && !shutdown.is_set()
-            {
-                lost = Some(e.to_string());
-                break;
-            }
-            extracted.push((scheme.clone(), result));
-        }
-        if lost.is_none() {
             let limits = Limits {
                 deadline,
                 outage: outage_limit,
             };
-            match wait_until_settled(&pipeline, &extracted, &mut tasks, limits, &shutdown).await {
+            match wait_until_settled(pipeline, &extracted, &mut tasks, limits, &shutdown).await {
                 Ok(Settle::Done(settled, mut stopped)) => {
                     stop_workers.fire();
                     stopped.extend(join_workers(&mut tasks).await?);
-                    depths.abort();
-                    break (settled, stopped);
+                    Ok(Session::Done(Once::Settled(settled, stopped)))
+                }
+                Ok(Settle::Lost(e)) => {
+                    tasks.shutdown().await;
+                    Ok(Session::Lost(e.to_string()))
                 }
                 Ok(Settle::Down(downs)) => {
                     // The workers put the messages they hold back in their queues.
                     stop_workers.fire();
                     let _ = join_workers(&mut tasks).await;
-                    depths.abort();
                     for (scheme, side, down) in &downs {
                         println!(
                             "{scheme}: {} down since {} ({} s, longer than --outage-limit-secs \
@@ -220,32 +217,26 @@ pub async fn run(
                         );
                     }
                     pipeline.alerts.flush().await;
-                    eprintln!(
-                        "ferry: gave up waiting for a service that does not answer (exit \
-                         {EXIT_SERVICE_DOWN}); nothing was dead-lettered"
-                    );
-                    return Ok(ExitCode::from(EXIT_SERVICE_DOWN));
+                    Ok(Session::Done(Once::Down))
                 }
-                Ok(Settle::Lost(e)) => lost = Some(e.to_string()),
                 Err(e) => {
                     stop_workers.fire();
                     let _ = join_workers(&mut tasks).await;
-                    return Err(e);
+                    Err(e)
                 }
             }
+        })
+        .await?;
+    let (settled, stopped, pipeline) = match ended {
+        Some((Once::Settled(settled, stopped), pipeline)) => (settled, stopped, pipeline),
+        Some((Once::Down, _)) => {
+            eprintln!(
+                "ferry: gave up waiting for a service that does not answer (exit \
+                 {EXIT_SERVICE_DOWN}); nothing was dead-lettered"
+            );
+            return Ok(ExitCode::from(EXIT_SERVICE_DOWN));
         }
-        let lost = lost.unwrap_or_default();
-        tasks.shutdown().await;
-        depths.abort();
-        reconnects += 1;
-        anyhow::ensure!(
-            reconnects <= ONCE_RECONNECTS,
-            "gave the RabbitMQ connection up {reconnects} times: {lost}"
-        );
-        pipeline = match pipeline.replace("run", &schemes, &shutdown, &lost).await? {
-            Some(pipeline) => pipeline,
-            None => anyhow::bail!("stopped while connecting to RabbitMQ afresh"),
-        };
+        None => anyhow::bail!("stopped while connecting to RabbitMQ afresh"),
     };
 
     let stopped = once_per_scheme(stopped);
@@ -332,6 +323,13 @@ enum Settle {
     Done(HashMap<String, RunSummary>, Vec<(String, FerryError)>),
     Lost(BusError),
     Down(Vec<(String, Side, Down)>),
+}
+
+/// How `ferry run --once`'s wait ended: every run settled (with the schemes stopped on a
+/// configuration error), or a service stayed down longer than `--outage-limit-secs` (reported).
+enum Once {
+    Settled(HashMap<String, RunSummary>, Vec<(String, FerryError)>),
+    Down,
 }
 
 /// How long `run --once` waits: for everything, and for a service that does not answer.
