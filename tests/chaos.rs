@@ -8,6 +8,7 @@
 //! - The seed: `FERRY_CHAOS_SEED=<n>` replays a run (the seed is printed first); without it, one
 //!   is drawn from the clock.
 //! - `FERRY_CHAOS_SOAK=1`: the long version by hand (more rounds, more rows).
+//! - `cargo test -p ferry --test chaos -- --nocapture` shows the figures.
 //!
 //! "Lost" counts source rows that are not in the target with every column equal; "duplicated"
 //! counts target rows that are not in the source plus records Ferry counted more than once (the
@@ -210,6 +211,7 @@ async fn job(world: &mut World, amqp: &str, rows: i64, page_secs: f64) -> (Strin
 async fn finish(
     world: &mut World,
     scenario: &'static str,
+    planted: usize,
     amqp_for_dlq: Option<&str>,
     src: &str,
     dst: &str,
@@ -225,6 +227,13 @@ async fn finish(
             Some(url) => drain_queue_at(url, &queue).await,
             None => drain_queue(&queue).await,
         };
+        for (_, headers) in &letters {
+            let error = headers.get("x-ferry-error").cloned().unwrap_or_default();
+            assert!(
+                error.starts_with("message body is not a Ferry envelope"),
+                "{scenario}: only planted poison is dead-lettered, with its reason: {headers:?}"
+            );
+        }
         dead += letters.len();
     }
     let figures = Figures {
@@ -242,8 +251,8 @@ async fn finish(
     );
     assert_eq!(
         (figures.lost, figures.duplicated, figures.dead),
-        (0, 0, 0),
-        "{scenario}: lost, duplicated, dead-lettered"
+        (0, 0, planted),
+        "{scenario}: lost, duplicated, dead-lettered (the planted poison only)"
     );
     figures
 }
@@ -346,6 +355,7 @@ async fn chaos_role_kill_rounds() {
     finish(
         &mut world,
         "kill -9 of a random role, 10 rounds",
+        0,
         None,
         &src,
         &dst,
@@ -408,6 +418,7 @@ async fn chaos_target_lock_held_30_s() {
     finish(
         &mut world,
         "target table locked for 30 s",
+        0,
         None,
         &src,
         &dst,
@@ -512,6 +523,7 @@ async fn chaos_cluster_node_killed_mid_run() {
     finish(
         &mut world,
         "RabbitMQ node killed mid-run (3-node cluster, 200,000 rows)",
+        0,
         Some(&dlq_url),
         &src,
         &dst,
@@ -523,4 +535,98 @@ async fn chaos_cluster_node_killed_mid_run() {
     eprintln!("roles' exit codes: {codes:?}");
     world.clean().await;
     drop(cluster);
+}
+
+/// Poison in the load queue in the middle of a run: a body that is not JSON and a 50 MB body.
+/// Each is dead-lettered once with its reason, the loader stays alive and loads every row, and
+/// nothing loops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_poison_messages_are_dead_lettered_once() {
+    let _rng = rng("poison");
+    let mut world = World::new("cp").await;
+    let rows = 10_000;
+    let (src, dst, scheme) = job(&mut world, common::AMQP, rows, 0.2).await;
+    let run = world.spawn(&["run"], "run.log");
+    let queue = format!("ferry.{scheme}.load");
+    // `ferry run` declares the queues; then the poison goes in.
+    world
+        .wait_for("the load queue", Duration::from_secs(60), || async {
+            let conn = lapin::Connection::connect(common::AMQP, Default::default())
+                .await
+                .ok()?;
+            let channel = conn.create_channel().await.ok()?;
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await
+                .ok();
+            let _ = conn.close(0, "".into()).await;
+            declared.map(|_| ())
+        })
+        .await;
+    world.spawn(&["extract", "--once"], "extract.log");
+    let admin = world.admin.clone();
+    world
+        .wait_for("the first rows", Duration::from_secs(120), || {
+            let (admin, dst) = (admin.clone(), dst.clone());
+            async move { count(&admin, &dst).await.filter(|n| *n > 0) }
+        })
+        .await;
+    let conn = lapin::Connection::connect(common::AMQP, Default::default())
+        .await
+        .expect("amqp");
+    let channel = conn.create_channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    let huge = vec![b'x'; 50 * 1024 * 1024];
+    for body in [&b"not json \xe4\xb8\xad \xf0\x9f\x9a\x80"[..], &huge[..]] {
+        channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                Default::default(),
+                body,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+    let _ = conn.close(0, "".into()).await;
+    world
+        .wait_for_count(
+            "every row",
+            &format!("SELECT COUNT(*) FROM `{dst}`.orders_copy"),
+            Duration::from_secs(180),
+            |n| n == rows,
+        )
+        .await;
+    wait_done(&mut world, Duration::from_secs(120)).await;
+    assert_eq!(
+        world.exited(run),
+        None,
+        "the consumer is alive:\n{}",
+        world.log("run.log")
+    );
+    finish(
+        &mut world,
+        "poison: a non-JSON body and a 50 MB body in the load queue",
+        2,
+        None,
+        &src,
+        &dst,
+        &scheme,
+        Vec::new(),
+    )
+    .await;
+    world.clean().await;
 }
