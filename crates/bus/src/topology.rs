@@ -38,6 +38,10 @@ pub struct Topology {
     /// cluster nodes each is replicated; `None` leaves it to the broker. RabbitMQ reads it only
     /// when a queue is created.
     pub quorum_group_size: Option<u32>,
+    /// Give the transform queue `x-single-active-consumer` too: with the load queue's, pages
+    /// are transformed and written one at a time in the order the extractor published them,
+    /// whatever the number of workers (a binlog source's changes, whose order matters).
+    pub single_active_transform: bool,
 }
 
 impl Default for Topology {
@@ -47,6 +51,7 @@ impl Default for Topology {
             retry_delays_secs: DEFAULT_RETRY_DELAYS_SECS.to_vec(),
             single_active_load: false,
             quorum_group_size: None,
+            single_active_transform: false,
         }
     }
 }
@@ -103,7 +108,11 @@ impl Topology {
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
         );
-        if stage == Stage::Load && self.single_active_load {
+        let single = match stage {
+            Stage::Load => self.single_active_load,
+            Stage::Transform => self.single_active_transform,
+        };
+        if single {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
         self.replicate(&mut args);
@@ -356,6 +365,7 @@ mod tests {
             retry_delays_secs: vec![1],
             single_active_load: true,
             quorum_group_size: Some(3),
+            single_active_transform: false,
         };
         let args = topology.work_queue_arguments("s", Stage::Load);
         let get = |k: &str| args.inner().get(k).cloned();

@@ -137,6 +137,7 @@ async fn declare_is_idempotent_and_a_changed_limit_names_the_queue() {
         retry_delays_secs: vec![1, 5],
         single_active_load: true,
         quorum_group_size: None,
+        single_active_transform: false,
     };
     with_scheme("declare", topology.clone(), |bus, scheme| async move {
         within("declare again", bus.declare(&scheme, &topology))

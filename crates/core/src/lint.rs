@@ -75,7 +75,15 @@ pub const KIND_EXTRAS: &[(ConnectionKind, Role, &[&str])] = &[
     (
         ConnectionKind::Mysql,
         Role::Source,
-        &["sync_overlap_secs", "cursor_field", "cursor_start"],
+        // The last three are the binlog source's (`api: "binlog"`).
+        &[
+            "sync_overlap_secs",
+            "cursor_field",
+            "cursor_start",
+            "tables",
+            "snapshot",
+            "server_id",
+        ],
     ),
     (ConnectionKind::DingTalk, Role::Source, HTTP_SOURCE_EXTRAS),
     (ConnectionKind::Jushuitan, Role::Source, HTTP_SOURCE_EXTRAS),

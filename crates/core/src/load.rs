@@ -452,7 +452,9 @@ fn check_endpoint(
     }
     let mysql = connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql);
     check_write_mode(meta, role, mysql, &at("metadata"), out);
-    if mysql {
+    // The binlog source reads tables, not a statement.
+    let binlog = role == Role::Source && meta.api == BINLOG_API;
+    if mysql && !binlog {
         check_main_sql(meta, &at("metadata"), out);
         if role == Role::Source
             && let Some(mode) = meta.pagination.as_ref().and_then(|p| p.mode.as_deref())
@@ -577,6 +579,10 @@ fn check_main_sql(meta: &Metadata, at: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// The `api` of a `mysql` connection's binlog source (`ferry_sources::binlog`): every change of
+/// the tables it names, from the server's binary log.
+pub const BINLOG_API: &str = "binlog";
+
 /// Whether a connection of `kind` offers `api` in `role`; the error says what it offers.
 pub fn api_supported(kind: ConnectionKind, role: Role, api: &str) -> Result<(), String> {
     let only = |offered: &[&str]| {
@@ -607,7 +613,7 @@ pub fn api_supported(kind: ConnectionKind, role: Role, api: &str) -> Result<(), 
     let source_only = || Err(format!("can only be a source, not a {}", role.as_str()));
     let target_only = || Err(format!("can only be a target, not a {}", role.as_str()));
     match (kind, role) {
-        (ConnectionKind::Mysql, Role::Source) => only(&["select"]),
+        (ConnectionKind::Mysql, Role::Source) => only(&["select", BINLOG_API]),
         (ConnectionKind::Mysql, Role::Target) => only(&["execute", "batchexecute"]),
         (ConnectionKind::DingTalkRobot, Role::Target) => only(&["DingTalkRoBotPush"]),
         (ConnectionKind::Noop, Role::Target) => Ok(()),

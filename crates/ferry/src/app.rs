@@ -116,11 +116,18 @@ impl App {
             self.connection(&scheme.scheme.target.connection),
             Some(Connection::DingTalkRobot(_))
         );
+        // A binlog source's changes keep their order through both stages: one consumer at a
+        // time on each queue, whatever the number of workers and replicas.
+        let ordered = matches!(
+            self.connection(&scheme.scheme.source.connection),
+            Some(Connection::Mysql(_))
+        ) && scheme.scheme.source.metadata.api == ferry_sources::binlog::API;
         Topology {
             delivery_limit: broker.delivery_limit,
             retry_delays_secs: broker.retry_delays_secs.clone(),
-            single_active_load: robot,
             quorum_group_size: broker.quorum_group_size,
+            single_active_load: robot || ordered,
+            single_active_transform: ordered,
         }
     }
 

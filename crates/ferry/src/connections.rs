@@ -194,6 +194,14 @@ impl Connections {
         let name = &scheme.scheme.source.connection;
         let metadata = Arc::new(scheme.scheme.source.metadata.clone());
         let mut source: Box<dyn Source> = match self.connection(name)? {
+            Connection::Mysql(conn) if metadata.api == ferry_sources::binlog::API => {
+                let pool = self.mysql_pool(name).await?;
+                Box::new(ferry_sources::binlog::BinlogSource::new(
+                    pool,
+                    conn.url.expose(),
+                    metadata,
+                )?)
+            }
             Connection::Mysql(_) => {
                 let pool = self.mysql_pool(name).await?;
                 Box::new(ferry_sources::mysql::MysqlSource::new(pool, metadata, ctx)?)

@@ -46,6 +46,9 @@ use ferry_core::identity::distinct_records;
 
 use crate::{Sink, WriteReport};
 
+/// The `otherRequest` field with the statement a delete runs.
+pub const DELETE_SQL: &str = "delete_sql";
+
 /// MySQL's limit on placeholders in one prepared statement.
 pub const MAX_PLACEHOLDERS: usize = 65_535;
 
@@ -65,6 +68,9 @@ pub struct MysqlSink {
     pool: MySqlPool,
     plan: Plan,
     on_duplicate: OnDuplicate,
+    /// `otherRequest.delete_sql`: what a record whose `_op` is `delete` runs instead of main_sql
+    /// (a binlog source's deletes).
+    delete: Option<NamedSql>,
 }
 
 /// A statement the sink runs to write records: its text (with `?` placeholders) and, per row it
@@ -196,10 +202,19 @@ impl MysqlSink {
     /// Prepare the target of a scheme. Errors are configuration errors naming the field.
     pub fn new(pool: MySqlPool, metadata: &Metadata) -> Result<MysqlSink, FerryError> {
         let (plan, on_duplicate) = Plan::new(metadata)?;
+        let delete = metadata
+            .other(DELETE_SQL)
+            .map(|sql| {
+                NamedSql::parse(sql).map_err(|e| {
+                    FerryError::config(format!("target.metadata.otherRequest.{DELETE_SQL}: {e}"))
+                })
+            })
+            .transpose()?;
         Ok(MysqlSink {
             pool,
             plan,
             on_duplicate,
+            delete,
         })
     }
 
@@ -382,6 +397,116 @@ fn binds_of(sql: &NamedSql, record: &Record) -> Result<Vec<Value>, FerryError> {
     binds_for(sql, data).map_err(|e| e.with_record_id(&record.id))
 }
 
+/// The operation a record carries in `_op` (a binlog source's change), as far as the target
+/// needs it: whether it deletes its row.
+fn is_delete(record: &Record, look_in_source: bool) -> bool {
+    if let Some(op) = record.data.get(OP_FIELD) {
+        return op.as_str() == Some(DELETE_OP);
+    }
+    if !look_in_source {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Op {
+        #[serde(rename = "_op")]
+        op: Option<String>,
+    }
+    record
+        .source
+        .as_ref()
+        .and_then(|raw| serde_json::from_str::<Op>(raw.get()).ok())
+        .and_then(|o| o.op)
+        .is_some_and(|op| op == DELETE_OP)
+}
+
+/// The record field that carries a change's operation.
+pub const OP_FIELD: &str = "_op";
+/// The operation of a deleted row.
+pub const DELETE_OP: &str = "delete";
+
+impl MysqlSink {
+    /// Write inserts and updates through main_sql.
+    async fn upsert(
+        &self,
+        records: Vec<Record>,
+        report: &mut WriteReport,
+    ) -> Result<(), FerryError> {
+        match &self.plan {
+            Plan::Execute { sql } => self.execute(sql, records, report).await?,
+            Plan::Batch {
+                head,
+                row,
+                tail,
+                rows_per_statement,
+            } => {
+                let mut rows = Vec::with_capacity(records.len());
+                for record in records {
+                    match binds_of(row, &record) {
+                        Ok(b) => rows.push((record, b)),
+                        Err(e) => report.failed.push((record, e)),
+                    }
+                }
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                // One connection: the duplicate count is a session variable.
+                let mut conn = self.pool.acquire().await.map_err(|e| classify_ref(&e))?;
+                let mut duplicates = Duplicates::start(self.on_duplicate, &mut conn).await?;
+                while !rows.is_empty() {
+                    let rest = rows.split_off(rows.len().min(*rows_per_statement));
+                    let chunk = std::mem::replace(&mut rows, rest);
+                    self.write_chunk(&mut conn, &mut duplicates, head, row, tail, chunk, report)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run delete_sql once per record, in one transaction; each deleted record counts as
+    /// `written`. Without delete_sql, a delete is a record error saying what to add.
+    async fn delete_rows(
+        &self,
+        records: Vec<Record>,
+        report: &mut WriteReport,
+    ) -> Result<(), FerryError> {
+        let Some(sql) = &self.delete else {
+            for record in records {
+                let err = FerryError::record(format!(
+                    "the record deletes its row (`_op` is `delete`) but the target has no \
+                     otherRequest `{DELETE_SQL}`; add one such as `DELETE FROM t WHERE id = :id`"
+                ))
+                .with_record_id(&record.id);
+                report.failed.push((record, err));
+            }
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await.map_err(|e| classify_ref(&e))?;
+        for record in records {
+            let binds = match binds_of(sql, &record) {
+                Ok(b) => b,
+                Err(e) => {
+                    report.failed.push((record, e));
+                    continue;
+                }
+            };
+            let q = bind_values(sqlx::query(AssertSqlSafe(sql.text.clone())), &binds);
+            match q.execute(&mut *tx).await {
+                Ok(_) => report.counts.written += 1,
+                Err(e) => match classify_ref(&e) {
+                    err @ FerryError::Record { .. } => {
+                        let err = err.with_record_id(&record.id);
+                        report.failed.push((record, err));
+                    }
+                    err => return Err(err),
+                },
+            }
+        }
+        tx.commit().await.map_err(|e| classify_ref(&e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Sink for MysqlSink {
     async fn probe(&self) -> Result<(), String> {
@@ -401,42 +526,31 @@ impl Sink for MysqlSink {
             },
             failed: Vec::new(),
         };
-        match &self.plan {
-            Plan::Execute { sql } => self.execute(sql, records, &mut report).await?,
-            Plan::Batch {
-                head,
-                row,
-                tail,
-                rows_per_statement,
-            } => {
-                let mut rows = Vec::with_capacity(records.len());
-                for record in records {
-                    match binds_of(row, &record) {
-                        Ok(b) => rows.push((record, b)),
-                        Err(e) => report.failed.push((record, e)),
-                    }
-                }
-                if rows.is_empty() {
-                    return Ok(report);
-                }
-                // One connection: the duplicate count is a session variable.
-                let mut conn = self.pool.acquire().await.map_err(|e| classify_ref(&e))?;
-                let mut duplicates = Duplicates::start(self.on_duplicate, &mut conn).await?;
-                while !rows.is_empty() {
-                    let rest = rows.split_off(rows.len().min(*rows_per_statement));
-                    let chunk = std::mem::replace(&mut rows, rest);
-                    self.write_chunk(
-                        &mut conn,
-                        &mut duplicates,
-                        head,
-                        row,
-                        tail,
-                        chunk,
-                        &mut report,
-                    )
-                    .await?;
+        // Changes from a binlog: runs of upserts and of deletes, each in the batch's order.
+        let look_in_source = self.delete.is_some();
+        if !records.iter().any(|r| is_delete(r, look_in_source)) {
+            self.upsert(records, &mut report).await?;
+            return Ok(report);
+        }
+        let mut run: Vec<Record> = Vec::new();
+        let mut deleting = false;
+        for record in records {
+            let delete = is_delete(&record, look_in_source);
+            if delete != deleting && !run.is_empty() {
+                let done = std::mem::take(&mut run);
+                if deleting {
+                    self.delete_rows(done, &mut report).await?;
+                } else {
+                    self.upsert(done, &mut report).await?;
                 }
             }
+            deleting = delete;
+            run.push(record);
+        }
+        if deleting {
+            self.delete_rows(run, &mut report).await?;
+        } else {
+            self.upsert(run, &mut report).await?;
         }
         Ok(report)
     }
@@ -513,5 +627,22 @@ mod tests {
             err.to_string().contains("is not a MySQL target api"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_delete_is_read_from_the_mapped_record_else_from_its_source() {
+        let mapped = Record::new("1", json!({"id": 1, "_op": "delete"}));
+        assert!(is_delete(&mapped, false));
+        let from_source = Record::new("2", json!({"id": 2}))
+            .rendered_from(&json!({"id": 2, "_op": "delete", "txt": "张三 😀"}));
+        assert!(is_delete(&from_source, true));
+        assert!(
+            !is_delete(&from_source, false),
+            "without delete_sql the source is not read"
+        );
+        let update =
+            Record::new("3", json!({"id": 3})).rendered_from(&json!({"id": 3, "_op": "update"}));
+        assert!(!is_delete(&update, true));
+        assert!(!is_delete(&Record::new("4", json!({"id": 4})), true));
     }
 }

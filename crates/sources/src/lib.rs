@@ -4,6 +4,8 @@
 //! [`Page`]s of records with their ids; the extractor publishes each page and only then asks for
 //! the next, saving the page's cursor once the broker confirmed it.
 //!
+//! - [`binlog`]: every insert, update and delete of MySQL/MariaDB tables from the binlog, after
+//!   a consistent snapshot, resumable at the exact binlog position.
 //! - [`mysql`]: `select` with the seeds' `limit :limit offset :offset`, or keyset paging.
 //! - [`row`]: MySQL rows to JSON without losing precision (DECIMAL as exact text).
 //! - [`http`]: the HTTP client every API source shares (signing hook, rate limit, retries that
@@ -12,6 +14,7 @@
 //! - [`vendors`]: DingTalk/Yida, Jushuitan, OKKI and Kingdee on top of [`http`].
 //! - [`token`]: vendor access tokens cached in the state database for every replica.
 
+pub mod binlog;
 pub mod http;
 pub mod mysql;
 pub mod row;

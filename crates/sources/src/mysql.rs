@@ -154,7 +154,7 @@ impl MysqlSource {
 
 /// The record error for a row with values that cannot be carried: each column and its reason,
 /// the first column as the error's path. `None` when every value was carried.
-fn unreadable_error(unreadable: &[(String, String)]) -> Option<FerryError> {
+pub(crate) fn unreadable_error(unreadable: &[(String, String)]) -> Option<FerryError> {
     let (first, _) = unreadable.first()?;
     let reasons: Vec<String> = unreadable
         .iter()

@@ -254,7 +254,7 @@ fn le_integer(bytes: &[u8]) -> Result<u64, String> {
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
-fn float_value(f: f64) -> Result<Value, String> {
+pub(crate) fn float_value(f: f64) -> Result<Value, String> {
     Number::from_f64(f)
         .map(Value::Number)
         .ok_or_else(|| format!("the float {f} has no JSON form"))
@@ -268,7 +268,7 @@ fn ascii(bytes: &[u8], ty: &str) -> Result<String, String> {
     }
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|e| {
         let shown: String = bytes.iter().take(32).map(|b| format!("{b:02X}")).collect();
         format!(
@@ -341,7 +341,7 @@ fn time_text(bytes: &[u8], fsp: u32) -> Result<String, String> {
 
 /// `.ffffff` cut to `fsp` digits (none for `fsp` 0). A column of unknown precision shows the
 /// digits the value has.
-fn fraction(micros: u32, fsp: u32) -> String {
+pub(crate) fn fraction(micros: u32, fsp: u32) -> String {
     if fsp == 0 {
         return String::new();
     }
