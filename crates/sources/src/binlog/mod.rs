@@ -383,10 +383,19 @@ impl BinlogSource {
     }
 
     async fn master_status(&self) -> Result<Position, FerryError> {
-        let row = sqlx::query("SHOW MASTER STATUS")
+        let row = match sqlx::query("SHOW MASTER STATUS")
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| sql_error("reading the binlog position (SHOW MASTER STATUS)", e))?;
+        {
+            // MySQL 8.4 renamed it.
+            Err(sqlx::Error::Database(e)) if e.message().contains("syntax") => {
+                sqlx::query("SHOW BINARY LOG STATUS")
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| sql_error("reading the binlog position (SHOW MASTER STATUS)", e))?;
         let row = row.ok_or_else(|| {
             FerryError::config(
                 "SHOW MASTER STATUS returned nothing: the source's binary log is off; start it \
@@ -642,9 +651,10 @@ impl BinlogSource {
             } else {
                 Duration::from_secs(IDLE_PAGE_SECS).saturating_sub(idle_since.elapsed())
             };
+            // Inside a transaction: its start and its followed rows seen so far (all carried
+            // by this page or an earlier one); between transactions: the boundary.
             let cursor_now = |f: &Follow| match f.txn {
-                // Inside a transaction: its start, and its rows already carried.
-                Some((start, rows)) if have > 0 => Cursor {
+                Some((start, rows)) => Cursor {
                     binlog: Position {
                         file: f.file.clone(),
                         pos: start,
@@ -652,7 +662,7 @@ impl BinlogSource {
                     skip: rows,
                     snapshot: None,
                 },
-                _ => Cursor {
+                None => Cursor {
                     binlog: f.boundary.clone(),
                     skip: f.skip,
                     snapshot: None,
@@ -698,7 +708,7 @@ impl BinlogSource {
                     ));
                 }
                 if raw_type == MARIADB_GTID_EVENT && end > 0 {
-                    follow.txn = Some((start, 0));
+                    follow.txn = Some((follow.boundary.pos, 0));
                 }
                 continue;
             };
@@ -718,20 +728,24 @@ impl BinlogSource {
                     let text = query.query();
                     let word = text.trim_start().split_whitespace().next().unwrap_or("");
                     if word.eq_ignore_ascii_case("BEGIN") {
-                        follow.txn = Some((start, 0));
-                    } else if word.eq_ignore_ascii_case("COMMIT") {
+                        follow.txn = Some((follow.boundary.pos, 0));
+                    } else if word.eq_ignore_ascii_case("COMMIT")
+                        || word.eq_ignore_ascii_case("ROLLBACK") && !text.contains(" TO ")
+                    {
                         end_transaction(follow, end);
-                    } else {
-                        // DDL commits by itself; a statement naming a watched table may have
-                        // changed its shape.
-                        let schema = query.schema().into_owned();
+                    } else if follow.txn.is_none() {
+                        // Outside a transaction: DDL, which commits by itself. A statement that
+                        // names a followed table may have changed its shape.
+                        let ddl = ["ALTER", "DROP", "RENAME", "TRUNCATE", "CREATE"]
+                            .iter()
+                            .any(|w| word.eq_ignore_ascii_case(w));
                         let upper = text.to_ascii_uppercase();
                         for (i, table) in self.tables.iter().enumerate() {
-                            if upper.contains(&table.name.to_ascii_uppercase()) {
-                                if upper.trim_start().starts_with("TRUNCATE") {
+                            if ddl && upper.contains(&table.name.to_ascii_uppercase()) {
+                                if word.eq_ignore_ascii_case("TRUNCATE") {
                                     tracing::warn!(table = %table.qualified(), position = %format!("{}:{start}", follow.file), "TRUNCATE of a followed table: the binlog logs no rows for it, so the target keeps them; empty the target's table yourself");
                                 }
-                                tracing::info!(table = %table.qualified(), schema = %schema, statement = %text.chars().take(200).collect::<String>(), "a statement changed a followed table; its columns are read again");
+                                tracing::info!(table = %table.qualified(), schema = %query.schema(), statement = %text.chars().take(200).collect::<String>(), "a statement changed a followed table; its columns are read again");
                                 self.stale.insert(i);
                             }
                         }
@@ -756,12 +770,14 @@ impl BinlogSource {
                     }
                 }
                 EventData::RowsEvent(rows) => {
+                    // A transaction starts where the last one ended (its GTID or BEGIN event and
+                    // its table maps follow), so reading again from there sees all of them.
                     let Follow {
                         stream,
                         file,
                         txn,
                         skip,
-                        ..
+                        boundary,
                     } = follow;
                     let Some(tme) = stream.get_tme(rows.table_id()) else {
                         continue;
@@ -783,7 +799,7 @@ impl BinlogSource {
                             RowsEventData::DeleteRowsEvent(_)
                             | RowsEventData::DeleteRowsEventV1(_) => "delete",
                         };
-                    let (txn_start, _) = *txn.get_or_insert((start, 0));
+                    let (txn_start, _) = *txn.get_or_insert((boundary.pos, 0));
                     let position = format!("{file}:{txn_start}");
                     let ts = wall_time(self.utc_offset_secs, timestamp);
                     let table = &self.tables[i];
