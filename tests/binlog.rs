@@ -448,6 +448,18 @@ async fn changes_arrive_in_order_and_a_killed_extractor_resumes_where_it_stood()
             break;
         }
         if Instant::now() > deadline {
+            let dead = drain_queue(&format!("ferry.{scheme}.load.dlq")).await;
+            let reasons: Vec<String> = dead
+                .iter()
+                .take(3)
+                .map(|(body, headers)| {
+                    format!(
+                        "{headers:?} {}",
+                        body.to_string().chars().take(800).collect::<String>()
+                    )
+                })
+                .collect();
+            eprintln!("load dead letters ({}): {reasons:#?}", dead.len());
             let missing: Vec<&String> = expected
                 .iter()
                 .filter(|r| !got.contains(r))
@@ -460,10 +472,21 @@ async fn changes_arrive_in_order_and_a_killed_extractor_resumes_where_it_stood()
                 .collect();
             panic!(
                 "the target differs from the source ({} rows vs {}): missing or different {missing:?}, \
-                 extra or stale {extra:?}\nextract log:\n{}",
+                 extra or stale {extra:?}\nwarnings:\n{}",
                 got.len(),
                 expected.len(),
-                world.log("extract.log")
+                ["extract.log", "transform.log", "load-1.log", "load-2.log"]
+                    .iter()
+                    .flat_map(|log| {
+                        world
+                            .log(log)
+                            .lines()
+                            .filter(|l| !l.contains(" INFO "))
+                            .map(|l| format!("{log}: {}", l.chars().take(600).collect::<String>()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

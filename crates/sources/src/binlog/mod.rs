@@ -255,6 +255,8 @@ struct Follow {
     skip: u64,
     /// The position after the last complete transaction (or DDL) read.
     boundary: Position,
+    /// Whether the server's format description (checksums on or off) has been read.
+    described: bool,
 }
 
 /// The binlog source opened for one run.
@@ -606,6 +608,7 @@ impl BinlogSource {
             txn: None,
             skip: cursor.skip,
             boundary: cursor.binlog.clone(),
+            described: false,
         })
     }
 
@@ -713,8 +716,14 @@ impl BinlogSource {
                 continue;
             };
             match data {
+                EventData::FormatDescriptionEvent(_) => follow.described = true,
                 EventData::RotateEvent(rotate) => {
-                    follow.file = rotate.name().into_owned();
+                    // The server's first event names the file asked for, but before the format
+                    // description it cannot be parsed knowing its checksum (which the name would
+                    // then end with): the file is the one asked for.
+                    if follow.described {
+                        follow.file = rotate.name().into_owned();
+                    }
                     // A rotation happens between transactions: the new file's start is a boundary.
                     follow.boundary = Position {
                         file: follow.file.clone(),
@@ -778,6 +787,7 @@ impl BinlogSource {
                         txn,
                         skip,
                         boundary,
+                        ..
                     } = follow;
                     let Some(tme) = stream.get_tme(rows.table_id()) else {
                         continue;

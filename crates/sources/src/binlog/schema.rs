@@ -11,6 +11,7 @@ use ferry_core::record::bytes_value;
 use mysql_async::Value as MyValue;
 use mysql_async::binlog::value::BinlogValue;
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlPool;
 
 use crate::row::{float_value, fraction, utf8};
@@ -139,6 +140,16 @@ impl Table {
                 },
             )
             .collect();
+        let mut columns: Vec<Column> = columns;
+        for column in columns.iter_mut().filter(|c| !c.labels.is_empty()) {
+            match exact_labels(pool, database, name, column).await {
+                Ok(labels) if labels.len() == column.labels.len() => column.labels = labels,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(table = %format!("{database}.{name}"), column = %column.name, error = %e, "cannot read the exact ENUM/SET labels (needs CREATE TEMPORARY TABLES); labels with characters outside the BMP (emoji) read as `?`")
+                }
+            }
+        }
         Ok(Table {
             database: database.to_string(),
             name: name.to_string(),
@@ -146,6 +157,58 @@ impl Table {
             key,
         })
     }
+}
+
+/// The ENUM or SET labels of `column` as the server holds them. `information_schema` (and
+/// `SHOW CREATE TABLE`) show them in utf8mb3 on MariaDB, where an emoji label reads `?`; a
+/// temporary table with the column's type, given each label's number, gives them back exactly.
+async fn exact_labels(
+    pool: &MySqlPool,
+    database: &str,
+    table: &str,
+    column: &Column,
+) -> Result<Vec<String>, sqlx::Error> {
+    let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
+    let mut conn = pool.acquire().await?;
+    let tmp = "ferry_binlog_labels";
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP TEMPORARY TABLE IF EXISTS {tmp}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE TEMPORARY TABLE {tmp} SELECT 0 AS n, {} AS v FROM {}.{} LIMIT 0",
+        quote(&column.name),
+        quote(database),
+        quote(table)
+    )))
+    .execute(&mut *conn)
+    .await?;
+    let set = column.data_type == "set";
+    let values = (0..column.labels.len())
+        .map(|i| {
+            let number: u64 = if set { 1 << i.min(63) } else { i as u64 + 1 };
+            format!("({i}, {number})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let read = async {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {tmp} (n, v) VALUES {values}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query_scalar::<_, String>(AssertSqlSafe(format!(
+            "SELECT CAST(v AS CHAR) FROM {tmp} ORDER BY n"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+    }
+    .await;
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP TEMPORARY TABLE {tmp}")))
+        .execute(&mut *conn)
+        .await;
+    read
 }
 
 /// The labels of `enum('a','b')` or `set('a','b')`, quotes undone (`''` is one quote).
