@@ -7,12 +7,17 @@
 # source row by row.
 #
 #   bench/binlog.sh [CHANGES]      (default 100000; needs RabbitMQ and MariaDB, starts them if not)
+#   FERRY_BIN=target/debug/ferry bench/binlog.sh 20000    (a binary already built, e.g. a debug one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHANGES=${1:-100000}
 scripts/services.sh
-cargo build --release --locked --bin ferry >&2
-FERRY=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
+if [ -n "${FERRY_BIN:-}" ]; then
+  FERRY=$FERRY_BIN
+else
+  cargo build --release --locked --bin ferry >&2
+  FERRY=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
+fi
 ID=c$(date +%s)
 DST=ferry_bench_${ID}_dst BASE=ferry_bench_${ID}_base STATE=ferry_bench_${ID}_state
 OUT=$PWD/bench/out/$ID
