@@ -7,13 +7,13 @@
 //! documented errors.
 
 mod common;
+#[path = "common/servers.rs"]
+mod servers;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{World, all_output, drain_queue};
+use servers::{PrivateServer, private_mariadb_with};
 use sqlx::mysql::MySqlPool;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -118,118 +118,12 @@ INSERT INTO everything VALUES
   1, 1, 1,
   0.1, 0.1, '🚀', 'a', '😀', '中文');";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
-fn which(program: &str, dirs: &[&str]) -> Option<String> {
-    dirs.iter()
-        .map(|d| format!("{d}/{program}"))
-        .find(|p| Path::new(p).exists())
-}
-
-/// A MariaDB server of the test's own with its binary log on: a fresh data directory (root,
-/// empty password) on a free port; killed and removed on drop.
-struct BinlogServer {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
-}
-
-impl BinlogServer {
-    fn start(id: &str) -> Result<BinlogServer, String> {
-        let mariadbd = which("mariadbd", &["/usr/sbin", "/usr/bin", "/usr/local/bin"])
-            .ok_or("no mariadbd on this machine")?;
-        let install = which("mariadb-install-db", &["/usr/bin", "/usr/local/bin"])
-            .ok_or("no mariadb-install-db on this machine")?;
-        let dir = std::env::temp_dir().join(format!("ferry-binlog-{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let data = dir.join("data");
-        let out = Command::new(&install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--user=root",
-                "--skip-test-db",
-            ])
-            .output()
-            .map_err(|e| format!("cannot run {install}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{install} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new(&mariadbd)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
-            .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
-            .arg(format!("--log-bin={}", data.join("binlog").display()))
-            .args([
-                "--binlog-format=ROW",
-                "--server-id=1",
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--innodb-buffer-pool-size=64M",
-                "--character-set-server=utf8mb4",
-                "--collation-server=utf8mb4_unicode_ci",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot run {mariadbd}: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !port_open(port) {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "mariadbd exited ({status}): {}",
-                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-                ));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Err("mariadbd did not listen within 90 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(BinlogServer { dir, port, child })
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
-    }
-}
-
-impl Drop for BinlogServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The world, a private binlog server with database `shop` and `everything` holding the edge
 /// rows, and a pool on it. `None` (skipped, saying why) where no server can start.
-async fn binlog_world(tag: &str) -> Option<(World, BinlogServer, MySqlPool)> {
+async fn binlog_world(tag: &str) -> Option<(World, PrivateServer, MySqlPool)> {
     let world = World::new(tag).await;
-    let server = match BinlogServer::start(&world.id) {
+    let binlog = ["--log-bin=binlog", "--binlog-format=ROW", "--server-id=1"];
+    let server = match private_mariadb_with(&world.id, &binlog) {
         Ok(server) => server,
         Err(why) => {
             eprintln!("SKIPPED: cannot start a private MariaDB: {why}");
@@ -237,12 +131,17 @@ async fn binlog_world(tag: &str) -> Option<(World, BinlogServer, MySqlPool)> {
             return None;
         }
     };
-    let pool = ferry_state::mysql::connect(&server.url("shop"), 2, true)
+    let pool = ferry_state::mysql::connect(&source_url(&server), 2, true)
         .await
         .expect("the private MariaDB");
     source_exec(&pool, &TABLE.replace("{table}", "everything")).await;
     source_exec(&pool, EDGE_ROWS).await;
     Some((world, server, pool))
+}
+
+/// The url of database `shop` on the private server.
+fn source_url(server: &PrivateServer) -> String {
+    format!("mysql://root@127.0.0.1:{}/shop", server.port)
 }
 
 async fn source_exec(pool: &MySqlPool, sql: &str) {
@@ -398,7 +297,7 @@ async fn changes_arrive_in_order_and_a_killed_extractor_resumes_where_it_stood()
             TABLE.replace("{table}", "copy")
         ))
         .await;
-    let scheme = write_scheme(&mut world, &server.url("shop"), &dst, 20);
+    let scheme = write_scheme(&mut world, &source_url(&server), &dst, 20);
     let target = ferry_state::mysql::connect(&format!("{}/{dst}", common::MYSQL), 2, false)
         .await
         .expect("target");
@@ -527,7 +426,7 @@ async fn a_purged_position_says_to_start_a_new_snapshot() {
             TABLE.replace("{table}", "copy")
         ))
         .await;
-    let scheme = write_scheme(&mut world, &server.url("shop"), &dst, 100);
+    let scheme = write_scheme(&mut world, &source_url(&server), &dst, 100);
     let state = world.state_url();
     let state_db = state.rsplit('/').next().expect("state db").to_string();
     world.spawn(&["extract", "--once", "--scheme", &scheme], "extract.log");

@@ -188,6 +188,12 @@ pub fn private_rabbitmq(id: &str) -> Result<PrivateServer, String> {
 /// A MariaDB server of our own: a fresh data directory (root, empty password), bound to
 /// 127.0.0.1 on a free port.
 pub fn private_mariadb(id: &str) -> Result<PrivateServer, String> {
+    private_mariadb_with(id, &["--skip-log-bin"])
+}
+
+/// [`private_mariadb`] started with `options` too (the binlog tests: `--log-bin=binlog`,
+/// `--binlog-format=ROW`, `--server-id=1`).
+pub fn private_mariadb_with(id: &str, options: &[&str]) -> Result<PrivateServer, String> {
     let mariadbd = which("mariadbd", &["/usr/sbin", "/usr/bin", "/usr/local/bin"])
         .ok_or("no mariadbd on this machine")?;
     let install = which("mariadb-install-db", &["/usr/bin", "/usr/local/bin"])
@@ -220,11 +226,14 @@ pub fn private_mariadb(id: &str) -> Result<PrivateServer, String> {
         format!("--pid-file={}", dir.join("mariadb.pid").display()),
         "--bind-address=127.0.0.1".into(),
         "--user=root".into(),
-        "--skip-log-bin".into(),
         "--innodb-buffer-pool-size=64M".into(),
         "--character-set-server=utf8mb4".into(),
         "--collation-server=utf8mb4_unicode_ci".into(),
     ];
+    let args = args
+        .into_iter()
+        .chain(options.iter().map(|o| o.to_string()))
+        .collect();
     let mut server = PrivateServer {
         what: "private MariaDB",
         dir,
