@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use ferry_bus::{Bus, DeadLetterView, Stage};
 use ferry_core::load::LoadedScheme;
-use ferry_state::{RunSummary, State};
+use ferry_state::{RunStatus, RunSummary, State};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -478,7 +478,7 @@ async fn scheme_runs(
         .collect();
     let stopped = runs
         .first()
-        .filter(|r| matches!(r.status.as_str(), "stopped" | "failed"))
+        .filter(|r| matches!(r.status, RunStatus::Stopped | RunStatus::Failed))
         .map(|r| json!({ "status": r.status.as_str(), "run_id": r.run_id, "error": r.error.as_deref().map(|e| redact(app, e)) }));
     let checkpoint = state.checkpoint(name).await?;
     Ok(vec![

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable as _};
 use ferry_bus::{Bus, BusError, Headers, Incoming, Publisher, Routed, Stage, names};
 use ferry_core::{Envelope, ErrorClass, FerryError, Record};
 use ferry_state::{Counts, Settled, State};
@@ -424,20 +425,27 @@ pub fn batch_key(stage: Stage, envelope: &Envelope, replays: u32) -> String {
 /// retried briefly and then logged, never allowed to block messages. `None` when it could not be
 /// counted.
 pub async fn settle(state: &State, settled: &Settled<'_>) -> Option<ferry_state::Reconciled> {
-    for attempt in 0..5u32 {
-        match state.settle(settled).await {
-            Ok(reconciled) => return Some(reconciled),
-            Err(e) if attempt < 4 => {
-                tracing::debug!(error = %e, "counting settled records failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            Err(e) => {
-                tracing::warn!(run = settled.run_id, error = %e, "could not count settled records")
-            }
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(SETTLE_FIRST_DELAY_MILLIS))
+        .with_max_times(SETTLE_RETRIES);
+    let counted = (|| state.settle(settled))
+        .retry(policy)
+        .notify(|e, _| tracing::debug!(error = %e, "counting settled records failed; retrying"))
+        .await;
+    match counted {
+        Ok(reconciled) => Some(reconciled),
+        Err(e) => {
+            tracing::warn!(run = settled.run_id, error = %e, "could not count settled records");
+            None
         }
     }
-    None
 }
+
+/// Retries of [`settle`] after its first attempt, 0.2 s doubling.
+const SETTLE_RETRIES: usize = 4;
+
+/// The pause before [`settle`]'s first retry.
+const SETTLE_FIRST_DELAY_MILLIS: u64 = 200;
 
 #[cfg(test)]
 mod tests {
