@@ -35,9 +35,15 @@ mariadbd --no-defaults --datadir="$OUT/source/data" --port="$PORT" --socket="$OU
 SOURCE_PID=$!
 SRC() { mariadb --default-character-set=utf8mb4 -uroot -h127.0.0.1 -P"$PORT" "$@"; }
 PIDS=()
+# Each Ferry process runs under /usr/bin/time: the signal goes to Ferry (time's child), so that it
+# stops gracefully and time still writes the peak RSS. A bare `wait` would also wait for mariadbd.
+stop_ferry() {
+  for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+  [ ${#PIDS[@]} -eq 0 ] || wait "${PIDS[@]}" 2>/dev/null || true
+  PIDS=()
+}
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait "${PIDS[@]}" 2>/dev/null || true
+  stop_ferry
   kill -TERM $SOURCE_PID 2>/dev/null || true; wait $SOURCE_PID 2>/dev/null || true
   for db in $DST $BASE $STATE; do SQL -e "DROP DATABASE IF EXISTS \`$db\`" || true; done
   rabbitmqctl list_queues -q name 2>/dev/null | grep "^ferry\.cdc-$ID\." | xargs -r -n1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
@@ -127,9 +133,7 @@ done
 ferry_secs=$(awk "BEGIN { print $(date +%s.%N) - $start }")
 base=$(SQL -N "$BASE" -e "SET SESSION group_concat_max_len = 1073741824; $(digest)")
 [ "$base" = "$want" ] || { echo "the baseline differs from the source" >&2; exit 1; }
-for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-wait "${PIDS[@]}" 2>/dev/null || true
-PIDS=()
+stop_ferry
 
 rss() { awk -F': ' '/Maximum resident set size/ {printf "%.1f MiB", $2/1024}' "$OUT/$1.time"; }
 printf '%-44s %10s %12s\n' "run ($CHANGES changes, $(echo "$want" | cut -f1) rows left)" seconds changes/s
