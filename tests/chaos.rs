@@ -435,7 +435,6 @@ async fn chaos_target_lock_held_30_s() {
 /// few seconds later; then the node leading the load queue. Every role connects afresh to a live
 /// node by itself; every row arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs several broker nodes in [broker] (issue 14 item 1)"]
 async fn chaos_cluster_node_killed_mid_run() {
     let mut rng = rng("cluster node kill");
     let mut world = World::new("cn").await;
