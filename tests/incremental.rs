@@ -461,3 +461,148 @@ async fn an_api_that_clamps_pages_to_half_the_asked_size_loses_no_record() {
     }
     world.clean().await;
 }
+
+/// Issue 13: seed 000's `limit :limit offset :offset` over one table is paged by the table's
+/// primary key (found in `information_schema`), keeping the statement's columns and filter. Rows
+/// deleted behind the reading position and rows inserted during the run neither make it skip a
+/// row nor read one twice; the same statement paged by offset as written
+/// (`pagination.mode = "offset"`) skips rows. `ferry lint --online` and `ferry preview` say how
+/// the source pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_offset_paging_over_one_table_goes_by_its_key_and_misses_nothing_while_the_table_changes()
+ {
+    use ferry_sources::Source;
+    use ferry_sources::mysql::MysqlSource;
+
+    let mut world = World::new("k").await;
+    let db = world.database("www").await;
+    let state = world.state_url();
+    // Ids 10, 20, .. 1000, so rows can be inserted between them; ids > 990 outside the filter.
+    world
+        .exec(&format!(
+            "CREATE TABLE `{db}`.www_contact (id BIGINT PRIMARY KEY, company VARCHAR(100), name VARCHAR(50),
+                phone VARCHAR(20) NULL, created_at DATETIME) CHARACTER SET utf8mb4;
+             INSERT INTO `{db}`.www_contact SELECT seq * 10, CONCAT('某某公司 😀 ', seq), CONCAT('张三', seq),
+                IF(seq % 7 = 0, NULL, CONCAT('138', LPAD(seq, 8, '0'))), '2026-01-01' + INTERVAL seq MINUTE
+                FROM `{db}`.seq_1_to_100;"
+        ))
+        .await;
+    let sql = "select id,company,name,phone,created_at from www_contact where id < 995 limit :limit offset :offset";
+    let source_json = |mode: Option<&str>| -> Value {
+        let mut pagination = json!({ "pageSize": 10 });
+        if let Some(mode) = mode {
+            pagination["mode"] = json!(mode);
+        }
+        json!({
+            "api": "select", "id": "id", "pagination": pagination,
+            "request": [{ "field": "main_params", "type": "object", "children": [
+                { "field": "limit", "type": "string", "value": "{PAGINATION_PAGE_SIZE}" },
+                { "field": "offset", "type": "string", "value": "{PAGINATION_START_ROW}" } ] }],
+            "otherRequest": [{ "field": "main_sql", "type": "string", "value": sql }]
+        })
+    };
+    let metadata =
+        |mode| -> ferry_core::Metadata { serde_json::from_value(source_json(mode)).unwrap() };
+    let pool = ferry_state::mysql::connect(&format!("{}/{db}", common::MYSQL), 2, false)
+        .await
+        .unwrap();
+    let tz = chrono_tz::Asia::Shanghai;
+    // Read the table to its end; after the first page, delete five rows behind the position, one
+    // ahead, and insert one behind, one ahead and one past the filter.
+    let read = |mode: Option<&'static str>| {
+        let (world, pool, db) = (&world, pool.clone(), db.clone());
+        let metadata = metadata(mode);
+        async move {
+            world.exec(&format!("DELETE FROM `{db}`.www_contact WHERE id NOT IN (SELECT seq * 10 FROM `{db}`.seq_1_to_100);
+                 INSERT IGNORE INTO `{db}`.www_contact SELECT seq * 10, CONCAT('某某公司 😀 ', seq), CONCAT('张三', seq), NULL, '2026-01-01'
+                 FROM `{db}`.seq_1_to_100")).await;
+            let ctx = ferry_core::template::Context::new(chrono::Utc::now().with_timezone(&tz), tz);
+            let mut source = MysqlSource::new(pool, std::sync::Arc::new(metadata), ctx).unwrap();
+            let note = source.paging_note().await.unwrap().unwrap_or_default();
+            let mut ids: Vec<i64> = Vec::new();
+            let mut pages = 0;
+            while let Some(page) = source.next_page().await.unwrap() {
+                ids.extend(page.records.iter().map(|r| r.data["id"].as_i64().unwrap()));
+                pages += 1;
+                if pages == 1 {
+                    world.exec(&format!(
+                        "DELETE FROM `{db}`.www_contact WHERE id IN (10, 20, 30, 40, 50, 700);
+                         INSERT INTO `{db}`.www_contact (id, company, name, created_at) VALUES
+                           (15, '新客户 🚀', '李四', NOW()), (555, '新客户 🚀', '王五', NOW()), (1005, '过滤外', '赵六', NOW())"
+                    ))
+                    .await;
+                }
+            }
+            (note, ids)
+        }
+    };
+
+    let (note, ids) = read(None).await;
+    assert_eq!(note, "offset paging over `www_contact`: paged by key `id`");
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "no row read twice: {ids:?}");
+    // Every row there from start to end was read; so was the row inserted ahead.
+    for id in (60..=990).step_by(10).filter(|id| *id != 700).chain([555]) {
+        assert!(ids.contains(&id), "row {id} was skipped: {ids:?}");
+    }
+    assert!(!ids.contains(&1005), "the filter is kept: {ids:?}");
+    assert!(
+        !ids.contains(&700),
+        "a row deleted ahead is not read: {ids:?}"
+    );
+
+    // The same statement paged by offset as written skips the rows the deletions shifted.
+    let (note, ids) = read(Some("offset")).await;
+    assert!(
+        note.starts_with("offset paging over the table is kept (pagination.mode is \"offset\")"),
+        "{note}"
+    );
+    let skipped: Vec<i64> = (60..=990)
+        .step_by(10)
+        .filter(|id| *id != 700 && !ids.contains(id))
+        .collect();
+    assert!(
+        !skipped.is_empty(),
+        "offset paging skipped nothing: {ids:?}"
+    );
+
+    // lint --online and preview say how the scheme pages.
+    let scheme = world.scheme_name("offset");
+    world.write_ferry_toml(&state, &common::mysql_connection("www", &db));
+    let source = source_json(None);
+    world.write(
+        &format!("schemes/{scheme}.json"),
+        &json!({ "name": scheme, "source": { "connection": "www", "metadata": source },
+                 "target": { "connection": "www", "metadata": { "api": "execute", "otherRequest": [
+                    { "field": "main_sql", "value": "UPDATE www_contact SET name = :name WHERE id = :id" }],
+                    "request": [{ "field": "id", "value": "{id}" }, { "field": "name", "value": "{name}" }] } } })
+        .to_string(),
+    );
+    let lint = world.ferry(&["lint", "--online"]);
+    assert!(
+        common::stdout(&lint).contains(&format!(
+            "schemes/{scheme}.json: warning: source.metadata.otherRequest[0].value: offset paging over `www_contact`: paged by key `id`"
+        )),
+        "{}",
+        common::all_output(&lint)
+    );
+    world.write("sample.json", r#"[{"id": 10, "name": "张三"}]"#);
+    let input = world.dir.join("sample.json");
+    let preview = world.ferry(&[
+        "preview",
+        "--scheme",
+        &scheme,
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&preview.stderr).contains(
+            "offset paging over `www_contact`: paged by the table's primary or unique key"
+        ),
+        "{}",
+        common::all_output(&preview)
+    );
+    world.clean().await;
+}

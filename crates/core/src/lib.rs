@@ -18,6 +18,7 @@
 //! - [`convert`]: conversion of rendered values to a field's `type`.
 //! - [`mapping`]: `formatResponse` rules and the request tree applied to each record.
 //! - [`sql`]: `:name` parameters in scheme SQL, turned into binds.
+//! - [`paging`]: seed-style `LIMIT :limit OFFSET :offset` over one table, paged by its key.
 //! - [`write`]: MySQL write modes (`insert`, `update`, `replace`) and the statement each runs.
 
 pub mod config;
@@ -28,6 +29,7 @@ pub mod identity;
 pub mod lint;
 pub mod load;
 pub mod mapping;
+pub mod paging;
 pub mod probe;
 pub mod problem;
 pub mod record;

@@ -8,7 +8,9 @@
 //! 2. for a MySQL target, the columns its SQL writes are compared with the target table's
 //!    (`information_schema.COLUMNS`); a column the table lacks is an error (every write would
 //!    fail);
-//! 3. for a MySQL source whose scheme names an `id`, the column behind it must be a unique key of
+//! 3. for a MySQL source paging by offset, how it pages: by the table's key (`offset paging over
+//!    `www_contact`: paged by key `id``), or as written and why (a join, no usable key);
+//! 4. for a MySQL source whose scheme names an `id`, the column behind it must be a unique key of
 //!    the table the SQL reads (`information_schema.STATISTICS`); otherwise rows that share a
 //!    value are different records under one id, and a warning names the column.
 
@@ -64,7 +66,19 @@ async fn sample_placeholders(connections: &Connections, scheme: &LoadedScheme, o
     };
     let ctx = Context::new(chrono::Utc::now().with_timezone(&tz), tz);
     let page = match connections.open_source(scheme, ctx, None).await {
-        Ok(mut opened) => opened.next_page().await,
+        Ok(mut opened) => match opened.paging_note().await {
+            Ok(note) => {
+                if let Some(note) = note {
+                    let path = main_sql(&source.metadata).map_or_else(
+                        || "source.metadata.pagination".to_string(),
+                        |(i, _)| format!("source.metadata.otherRequest[{i}].value"),
+                    );
+                    out.push((false, path, note));
+                }
+                opened.next_page().await
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let records: Vec<Record> = match page {

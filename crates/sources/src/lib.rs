@@ -6,7 +6,8 @@
 //!
 //! - [`binlog`]: every insert, update and delete of MySQL/MariaDB tables from the binlog, after
 //!   a consistent snapshot, resumable at the exact binlog position.
-//! - [`mysql`]: `select` with the seeds' `limit :limit offset :offset`, or keyset paging.
+//! - [`mysql`]: `select` with the seeds' `limit :limit offset :offset` (paged by the table's key
+//!   where that reads the same rows), or keyset paging.
 //! - [`row`]: MySQL rows to JSON without losing precision (DECIMAL as exact text).
 //! - [`http`]: the HTTP client every API source shares (signing hook, rate limit, retries that
 //!   honour Retry-After), the paginator (page, offset, cursor, `has_next`, totals, lookups) and
@@ -85,6 +86,12 @@ pub trait Source: Send {
     /// scheme), before the first `next_page`. A cursor this kind of source did not write is a
     /// configuration error naming it.
     fn resume_at(&mut self, cursor: &Value) -> Result<(), FerryError>;
+
+    /// How the source pages, where the user should know (a MySQL source's offset SQL paged by
+    /// the table's key, or kept as written and why), for `ferry lint --online`.
+    async fn paging_note(&mut self) -> Result<Option<String>, FerryError> {
+        Ok(None)
+    }
 }
 
 /// The error for a saved cursor that does not fit the source.

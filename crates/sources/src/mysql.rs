@@ -7,8 +7,14 @@
 //! into the text, as seed 000 does.
 //!
 //! Paging modes (`pagination.mode`):
-//! - `offset` (default when the SQL uses `:offset`): `LIMIT :limit OFFSET :offset`, as the seeds
-//!   write it. It can skip or repeat rows when the table changes during a run; `ferry lint` warns.
+//! - offset (the default when the SQL uses `:offset`): `LIMIT :limit OFFSET :offset`, as the seeds
+//!   write it. Over one table, Ferry pages it by the table's primary or unique key instead
+//!   (`ferry_core::paging`: the same columns, filter and rows, found from `information_schema` at
+//!   the first page), which cannot skip or repeat rows and does not walk past every earlier row
+//!   for each page. Where that cannot be proved the same (a join, GROUP BY, no usable key) it
+//!   pages by offset as written, which can skip or repeat rows when the table changes during a
+//!   run; [`Source::paging_note`] (printed by `ferry lint --online`) says which and why.
+//!   `pagination.mode = "offset"` keeps offset paging as written.
 //! - `keyset`: `WHERE id > :last_id ORDER BY id LIMIT :limit`; `:last_id` is the page's last value
 //!   of `pagination.keyset_field` (default: the metadata `id`, else `id`), starting from
 //!   `pagination.keyset_start` (default 0). It cannot skip rows.
@@ -20,6 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::mapping::{record_id, render_tree};
+use ferry_core::paging::{KEY_AFTER_PARAM, KeyColumn, OffsetQuery, choose_key};
 use ferry_core::scheme::Metadata;
 use ferry_core::sql::{NamedSql, binds_for};
 use ferry_core::template::{Context, PageVars, Template};
@@ -27,8 +34,8 @@ use ferry_core::{FerryError, Record};
 use ferry_state::mysql::{bind_values, classify};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
-use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlPool;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::row::RowDecoder;
 use crate::{Page, Source};
@@ -39,8 +46,25 @@ pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 #[derive(Clone, Debug, PartialEq)]
 enum Mode {
     Offset,
-    Keyset { field: String },
+    Keyset {
+        field: String,
+    },
+    /// Offset SQL paged by the table's key `column`, read from the record's `field`.
+    Key {
+        query: OffsetQuery,
+        column: String,
+        field: String,
+    },
     Once,
+}
+
+/// Where offset paging over one table stands before the first page.
+#[derive(Clone, Debug)]
+enum KeyPaging {
+    /// Not offset paging, or decided.
+    Settled,
+    /// The statement reads one table; the catalog decides at the first page.
+    Undecided(OffsetQuery),
 }
 
 /// A MySQL source opened for one run.
@@ -53,10 +77,17 @@ pub struct MysqlSource {
     max_pages: Option<u64>,
     id_field: Option<String>,
     ctx: Context<'static>,
+    key_paging: KeyPaging,
+    /// What paging does, for `ferry lint --online` (offset SQL only).
+    note: Option<String>,
     // Paging state.
     pages: u64,
     offset: u64,
     last_key: Value,
+    /// Key paging: the last key read, none before the first page.
+    key_after: Option<Value>,
+    /// Resumed at a saved offset (a run begun by offset paging goes on so).
+    resumed_offset: bool,
     done: bool,
 }
 
@@ -102,6 +133,12 @@ impl MysqlSource {
             .get("keyset_start")
             .cloned()
             .unwrap_or(Value::from(0));
+        // Offset paging the scheme did not ask for by name may be paged by key.
+        let (key_paging, note) = match offset_plan(&sql_template, pagination.mode.as_deref()) {
+            Some(Ok(query)) => (KeyPaging::Undecided(query), None),
+            Some(Err(why)) => (KeyPaging::Settled, Some(offset_kept("the table", &why))),
+            None => (KeyPaging::Settled, None),
+        };
         Ok(MysqlSource {
             pool,
             id_field: metadata.id.clone(),
@@ -111,11 +148,61 @@ impl MysqlSource {
             page_size,
             max_pages: pagination.max_pages,
             ctx,
+            key_paging,
+            note,
             pages: 0,
             offset: 0,
             last_key,
+            key_after: None,
+            resumed_offset: false,
             done: false,
         })
+    }
+
+    /// Before the first page: page offset SQL over one table by its key when the catalog gives
+    /// one the statement selects.
+    async fn decide_paging(&mut self) -> Result<(), FerryError> {
+        let KeyPaging::Undecided(query) =
+            std::mem::replace(&mut self.key_paging, KeyPaging::Settled)
+        else {
+            return Ok(());
+        };
+        let table = format!("`{}`", query.table);
+        if self.resumed_offset {
+            self.note = Some(offset_kept(
+                &table,
+                "this run began by offset paging and resumes so",
+            ));
+            return Ok(());
+        }
+        let columns = unique_keys(&self.pool, &query).await?;
+        let chosen = choose_key(&columns).and_then(|column| {
+            let field = query.field_of(&column).ok_or_else(|| {
+                format!("its key `{column}` is not selected (select it to page by it)")
+            })?;
+            match query.order_differs(&column) {
+                Some(why) => Err(why),
+                None => Ok((column, field)),
+            }
+        });
+        match chosen {
+            Ok((column, field)) => {
+                self.note = Some(format!(
+                    "offset paging over {table}: paged by key `{column}`"
+                ));
+                tracing::info!(table = %query.table, key = %column, "offset paging over one table: paged by its key");
+                self.mode = Mode::Key {
+                    query,
+                    column,
+                    field,
+                };
+            }
+            Err(why) => {
+                tracing::info!(table = %query.table, reason = %why, "offset paging kept as written");
+                self.note = Some(offset_kept(&table, &why));
+            }
+        }
+        Ok(())
     }
 
     fn page_vars(&self) -> PageVars {
@@ -129,7 +216,12 @@ impl MysqlSource {
     /// The statement for this page: Ferry's own variables written in, `:name` binds resolved.
     fn statement(&self) -> Result<(NamedSql, Vec<Value>), FerryError> {
         let ctx = self.ctx.with_page(self.page_vars());
-        let text = render_system_vars(&self.sql_template, &ctx)?;
+        let text = match &self.mode {
+            Mode::Key { query, column, .. } => {
+                render_system_vars(&query.keyed(column, self.key_after.is_some()), &ctx)?
+            }
+            _ => render_system_vars(&self.sql_template, &ctx)?,
+        };
         let named = NamedSql::parse(&text).map_err(|e| {
             FerryError::config(format!("source.metadata.otherRequest.main_sql: {e}"))
         })?;
@@ -137,6 +229,9 @@ impl MysqlSource {
         params.insert("limit".into(), Value::from(self.page_size));
         params.insert("offset".into(), Value::from(self.offset));
         params.insert("last_id".into(), self.last_key.clone());
+        if let Some(after) = &self.key_after {
+            params.insert(KEY_AFTER_PARAM.into(), after.clone());
+        }
         let mut binds = binds_for(&named, &params).map_err(|e| {
             FerryError::config(format!("source.metadata.otherRequest.main_sql: {e}"))
         })?;
@@ -166,6 +261,77 @@ pub(crate) fn unreadable_error(unreadable: &[(String, String)]) -> Option<FerryE
     ))
 }
 
+/// For a source paging by offset: the statement to page by key instead, or why it stays offset
+/// paging. `None` for a source paging otherwise.
+fn offset_plan(sql: &str, mode: Option<&str>) -> Option<Result<OffsetQuery, String>> {
+    match mode {
+        Some("offset") => Some(Err("pagination.mode is \"offset\"".into())),
+        Some(_) => None,
+        None if sql.contains(":last_id") => None,
+        None if sql.contains(":offset") || sql.contains("PAGINATION_START_ROW") => {
+            Some(OffsetQuery::parse(sql))
+        }
+        None => None,
+    }
+}
+
+/// How a MySQL source will page, as far as the scheme tells without the database (for
+/// `ferry preview`); `None` unless it pages by offset. The key itself comes from the catalog at
+/// the first page (`ferry lint --online` names it).
+pub fn planned_paging(metadata: &Metadata) -> Option<String> {
+    let sql = metadata.other("main_sql")?;
+    let mode = metadata.pagination.as_ref().and_then(|p| p.mode.as_deref());
+    Some(match offset_plan(sql, mode)? {
+        Ok(query) => format!(
+            "offset paging over `{}`: paged by the table's primary or unique key when it has one \
+             that the statement selects (`ferry lint --online` names it)",
+            query.table
+        ),
+        Err(why) => offset_kept("the table", &why),
+    })
+}
+
+/// The note for offset paging kept as written, and why.
+fn offset_kept(table: &str, why: &str) -> String {
+    format!(
+        "offset paging over {table} is kept ({why}): it can skip or repeat rows when the table \
+         changes during a run, and reads slower the further it goes; use keyset pagination \
+         (`WHERE id > :last_id ORDER BY id LIMIT :limit`)"
+    )
+}
+
+/// The columns of every unique index of the table `query` reads, from `information_schema`.
+async fn unique_keys(pool: &MySqlPool, query: &OffsetQuery) -> Result<Vec<KeyColumn>, FerryError> {
+    let rows = sqlx::query(
+        "SELECT CAST(s.INDEX_NAME AS CHAR), CAST(s.SEQ_IN_INDEX AS SIGNED), CAST(s.COLUMN_NAME AS CHAR),
+                CAST(c.DATA_TYPE AS CHAR), CAST(c.IS_NULLABLE AS CHAR)
+         FROM information_schema.STATISTICS s
+         JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA
+           AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
+         WHERE s.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0
+         ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX",
+    )
+    .bind(query.table.database.as_deref())
+    .bind(&query.table.table)
+    .fetch_all(pool)
+    .await
+    .map_err(classify)?;
+    let mut columns = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let read = |e: sqlx::Error| {
+            FerryError::transient(format!("reading the keys of table `{}`: {e}", query.table))
+        };
+        columns.push(KeyColumn {
+            index: row.try_get::<String, _>(0).map_err(read)?,
+            seq: row.try_get::<i64, _>(1).map_err(read)?.max(0) as u32,
+            column: row.try_get::<String, _>(2).map_err(read)?,
+            data_type: row.try_get::<String, _>(3).map_err(read)?,
+            nullable: row.try_get::<String, _>(4).map_err(read)? == "YES",
+        });
+    }
+    Ok(columns)
+}
+
 /// Write Ferry's time and paging variables (`{{DAYS_AGO_1|datetime}}`, `{PAGINATION_PAGE_SIZE}`)
 /// into SQL text. Record placeholders stay as written: record values never reach SQL text.
 pub fn render_system_vars(sql: &str, ctx: &Context<'_>) -> Result<String, FerryError> {
@@ -180,6 +346,7 @@ impl Source for MysqlSource {
         if self.done {
             return Ok(None);
         }
+        self.decide_paging().await?;
         if let Some(max) = self.max_pages
             && self.pages >= max
         {
@@ -243,6 +410,18 @@ impl Source for MysqlSource {
                 self.done = n < self.page_size;
                 Some(serde_json::json!({ "last_id": self.last_key }))
             }
+            Mode::Key { field, column, .. } => {
+                if let Some(last) = last_row {
+                    self.key_after = Some(last.get(field).cloned().ok_or_else(|| {
+                        FerryError::config(format!(
+                            "source.metadata.otherRequest.main_sql: the query returns no column `{field}` (the key `{column}`)"
+                        ))
+                    })?);
+                }
+                self.offset += n;
+                self.done = n < self.page_size;
+                Some(serde_json::json!({ "key_after": self.key_after, "offset": self.offset }))
+            }
         };
         if n == 0 {
             self.done = true;
@@ -264,14 +443,26 @@ impl Source for MysqlSource {
                     .cloned()
                     .ok_or_else(|| crate::foreign_cursor(cursor))?;
             }
-            Mode::Offset => {
+            Mode::Offset | Mode::Key { .. } => {
                 self.offset = cursor
                     .get("offset")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| crate::foreign_cursor(cursor))?;
+                // A run that began paging by key goes on after its last key; one that began by
+                // offset goes on by offset.
+                match cursor.get("key_after") {
+                    Some(after) if !after.is_null() => self.key_after = Some(after.clone()),
+                    Some(_) => {}
+                    None => self.resumed_offset = true,
+                }
             }
             Mode::Once => return Err(crate::foreign_cursor(cursor)),
         }
         Ok(())
+    }
+
+    async fn paging_note(&mut self) -> Result<Option<String>, FerryError> {
+        self.decide_paging().await?;
+        Ok(self.note.clone())
     }
 }
