@@ -32,6 +32,13 @@ use crate::app::MAX_ATTEMPTS;
 use crate::metrics;
 use crate::shutdown::Shutdown;
 
+/// Unacknowledged messages a load worker holds, whatever `[broker] prefetch` says. A worker
+/// writes one message at a time, so one more in hand is all that hides the broker's round trip;
+/// more only keeps messages from the other loaders: with the old 16 per worker, the first two
+/// `ferry load` replicas held a queue of 80 batches between them and a third and fourth had
+/// nothing to do (`bench/compare.sh`, the scaling rows), and each held batch is memory.
+pub const LOAD_PREFETCH: u16 = 2;
+
 /// What a stage did with one message.
 #[derive(Debug, Default)]
 pub struct Handled {
@@ -93,7 +100,11 @@ impl Worker {
     pub async fn run(self, tag: String, mut shutdown: Shutdown) -> Result<Stopped, BusError> {
         let queue = names::work_queue(&self.scheme, self.stage);
         let publisher = self.bus.publisher().await?;
-        let mut consumer = self.bus.consume(&queue, self.prefetch, &tag).await?;
+        let prefetch = match self.stage {
+            Stage::Load => self.prefetch.min(LOAD_PREFETCH),
+            _ => self.prefetch,
+        };
+        let mut consumer = self.bus.consume(&queue, prefetch, &tag).await?;
         tracing::debug!(queue = %queue, tag = %tag, "consuming");
         loop {
             let next = tokio::select! {
