@@ -320,7 +320,7 @@ impl OffsetQuery {
         let limit_end = sql.len();
         let offset_word = words[limit + 1..]
             .iter()
-            .position(|w| w.upper == "OFFSET")
+            .position(|w| w.upper == "OFFSET" && !masked[..w.start].ends_with(':'))
             .map(|i| limit + 1 + i);
         let limit_comma = commas.iter().copied().find(|&c| c > after(limit));
         let (count, offset) = match (offset_word, limit_comma) {
