@@ -6,6 +6,7 @@
 //! published value, or `openssl`/`md5sum`/Python on the command line).
 //!
 //! - DingTalk custom robot: [`robot_sign`], [`robot_sign_query`].
+//! - Feishu custom bot: [`feishu_bot_sign`].
 //! - Jushuitan: [`jushuitan_sign`] (current open API), [`jushuitan_legacy_sign`].
 //! - Kingdee API gateway: [`kingdee_string_to_sign`], [`kingdee_signature`], and the app-level
 //!   [`kingdee_app_signature`].
@@ -105,6 +106,18 @@ pub fn robot_sign_query(secret: &str, timestamp_ms: i64) -> String {
         "timestamp={timestamp_ms}&sign={}",
         url_encode(&robot_sign(secret, timestamp_ms))
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feishu custom bot
+// ---------------------------------------------------------------------------------------------
+
+/// The `sign` of a Feishu custom bot message: standard base64 of HMAC-SHA256 keyed by
+/// `"{timestamp_secs}\n{secret}"` over an empty message (Feishu's documented construction; the
+/// key, not the message, carries the secret).
+pub fn feishu_bot_sign(secret: &str, timestamp_secs: i64) -> String {
+    let key = format!("{timestamp_secs}\n{secret}");
+    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(key.as_bytes(), b""))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +275,15 @@ mod tests {
         assert_eq!(
             robot_sign_query("SEC123", 1_577_262_236_757),
             "timestamp=1577262236757&sign=Z%2FIOagKYTkrnYtxAsTKneRe0bzmlPCH3ZDJPTD2h9QA%3D"
+        );
+    }
+
+    #[test]
+    fn sign_feishu_bot_vector() {
+        // python3: base64(hmac.new('1599360473\ndemo-secret 飞书'.encode(), b'', sha256).digest())
+        assert_eq!(
+            feishu_bot_sign("demo-secret 飞书", 1_599_360_473),
+            "WoCn18JQg94XAOGuPKs8gGBslw/re6xHVWPbsqw2F38="
         );
     }
 

@@ -63,7 +63,7 @@ pub(crate) async fn set_faults(State(state): State<Arc<AppState>>, body: Bytes) 
             return error(
                 StatusCode::BAD_REQUEST,
                 &format!(
-                    "unknown endpoint {name:?}: use yida, jushuitan, okki, kingdee, dingtalk_token or robot"
+                    "unknown endpoint {name:?}: use yida, jushuitan, okki, kingdee, dingtalk_token, robot, wecom_robot, feishu_robot or collect"
                 ),
             );
         };

@@ -10,7 +10,9 @@
 //! ## Layout
 //! - [`options`]: [`SandboxOptions`] (the `ferry sandbox` flags) and the [`Faults`] knobs.
 //! - `data`, `prng`: the seeded datasets (Yida instances, Jushuitan shops, OKKI users).
-//! - `dingtalk`, `yida`, `jushuitan`, `okki`, `kingdee`, `robot`: one module per vendor API.
+//! - `dingtalk`, `yida`, `jushuitan`, `okki`, `kingdee`, `robot` (DingTalk), `wecom`, `feishu`:
+//!   one module per vendor API; `robot` also holds the rate windows and inbox every robot shares.
+//! - `collect`: a generic business API (`/collect/...`) for the `http` target.
 //! - `admin`: `/_sandbox/*` (datasets, fault knobs at run time, call statistics).
 //! - `state`, `wire`: shared state, fault injection, and request parsing that never rejects in
 //!   a shape the vendor would not use.
@@ -20,8 +22,10 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod collect;
 mod data;
 mod dingtalk;
+mod feishu;
 mod jushuitan;
 mod kingdee;
 mod okki;
@@ -29,6 +33,7 @@ pub mod options;
 mod prng;
 mod robot;
 mod state;
+mod wecom;
 mod wire;
 mod yida;
 
@@ -40,6 +45,7 @@ use axum::Router;
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 
+pub use collect::{COLLECT_REJECT_CODE, COLLECT_THROTTLE_CODE};
 pub use dingtalk::{DINGTALK_APP_KEY, DINGTALK_APP_SECRET};
 pub use jushuitan::{
     JUSHUITAN_ACCESS_TOKEN, JUSHUITAN_APP_KEY, JUSHUITAN_APP_SECRET, JUSHUITAN_REFRESH_TOKEN,
@@ -172,6 +178,23 @@ fn router(state: Arc<AppState>) -> Router {
             "/robot/messages",
             get(robot::messages).delete(robot::clear_messages),
         )
+        // WeCom group robot
+        .route("/cgi-bin/webhook/send", post(wecom::send))
+        .route(
+            "/cgi-bin/webhook/messages",
+            get(wecom::messages).delete(wecom::clear_messages),
+        )
+        // Feishu custom bot
+        .route("/open-apis/bot/v2/hook/{token}", post(feishu::send))
+        .route(
+            "/open-apis/bot/v2/messages",
+            get(feishu::messages).delete(feishu::clear_messages),
+        )
+        // A generic business API (the http target)
+        .route(
+            "/collect/{*path}",
+            post(collect::collect).put(collect::collect),
+        )
         // Jushuitan
         .route("/open/shops/query", post(jushuitan::shops_query))
         .route("/openWeb/auth/refreshToken", post(jushuitan::refresh_token))
@@ -195,6 +218,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(admin::get_faults).post(admin::set_faults),
         )
         .route("/_sandbox/stats", get(admin::stats))
+        .route(
+            "/_sandbox/collect",
+            get(collect::requests).delete(collect::clear),
+        )
         .fallback(admin::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

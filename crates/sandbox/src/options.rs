@@ -22,6 +22,12 @@ pub const DEFAULT_ROBOT_WINDOW_SECS: u64 = 60;
 pub const DEFAULT_ROBOT_PENALTY_SECS: u64 = 600;
 /// Messages a robot accepts per window.
 pub const DEFAULT_ROBOT_LIMIT: u32 = 20;
+/// Messages a WeCom group robot accepts per window (the vendor: 20 a minute).
+pub const DEFAULT_WECOM_LIMIT: u32 = 20;
+/// Messages a Feishu custom bot accepts per window (the vendor: 100 a minute).
+pub const DEFAULT_FEISHU_LIMIT: u32 = 100;
+/// Messages a Feishu custom bot accepts per second (the vendor: 5).
+pub const DEFAULT_FEISHU_PER_SEC: u32 = 5;
 
 /// Start-up options of `ferry sandbox`.
 #[derive(Clone, Debug, clap::Args)]
@@ -45,7 +51,8 @@ pub struct SandboxOptions {
     pub anchor_ms: Option<i64>,
 
     /// Fault knobs per endpoint as JSON, e.g. `{"yida":{"throttle_every":3},"okki":{"burst_5xx":2}}`.
-    /// Keys: yida, jushuitan, okki, kingdee, dingtalk_token, robot. Changeable at run time with
+    /// Keys: yida, jushuitan, okki, kingdee, dingtalk_token, robot, wecom_robot, feishu_robot,
+    /// collect. Changeable at run time with
     /// `POST /_sandbox/faults`.
     #[arg(long, default_value = "{}")]
     pub faults: Faults,
@@ -74,6 +81,42 @@ pub struct SandboxOptions {
     #[arg(long, default_value_t = DEFAULT_ROBOT_LIMIT)]
     pub robot_limit: u32,
 
+    /// `key` the WeCom group robot's webhook accepts.
+    #[arg(long, default_value = "wecom-sandbox-key")]
+    pub wecom_key: String,
+
+    /// Messages the WeCom robot accepts per `robot_window_secs` (then 45009).
+    #[arg(long, default_value_t = DEFAULT_WECOM_LIMIT)]
+    pub wecom_limit: u32,
+
+    /// The token in the Feishu custom bot's webhook path (`/open-apis/bot/v2/hook/<token>`).
+    #[arg(long, default_value = "feishu-sandbox-token")]
+    pub feishu_token: String,
+
+    /// Secret the Feishu bot's `sign` is checked with; empty turns the signature check off.
+    #[arg(long, default_value = "feishu-sandbox-secret")]
+    pub feishu_secret: String,
+
+    /// A keyword every Feishu message must contain (its "custom keywords" setting).
+    #[arg(long)]
+    pub feishu_keyword: Option<String>,
+
+    /// Messages the Feishu bot accepts per `robot_window_secs` (then 11232).
+    #[arg(long, default_value_t = DEFAULT_FEISHU_LIMIT)]
+    pub feishu_limit: u32,
+
+    /// Messages the Feishu bot accepts per second (then 11232).
+    #[arg(long, default_value_t = DEFAULT_FEISHU_PER_SEC)]
+    pub feishu_per_sec: u32,
+
+    /// Bearer token the collect API (`/collect/...`, a generic business API) requires.
+    #[arg(long, default_value = "collect-sandbox-token")]
+    pub collect_token: String,
+
+    /// The collect API refuses, with code 1001, a record holding a string value equal to this.
+    #[arg(long, default_value = "REJECT")]
+    pub collect_reject_value: String,
+
     /// Turn off Jushuitan's own rate limits (5 requests/s answers 199, 100 requests/min answers
     /// 200), which are on by default as in production.
     #[arg(long)]
@@ -98,6 +141,15 @@ impl Default for SandboxOptions {
             robot_window_secs: DEFAULT_ROBOT_WINDOW_SECS,
             robot_penalty_secs: DEFAULT_ROBOT_PENALTY_SECS,
             robot_limit: DEFAULT_ROBOT_LIMIT,
+            wecom_key: "wecom-sandbox-key".to_string(),
+            wecom_limit: DEFAULT_WECOM_LIMIT,
+            feishu_token: "feishu-sandbox-token".to_string(),
+            feishu_secret: "feishu-sandbox-secret".to_string(),
+            feishu_keyword: None,
+            feishu_limit: DEFAULT_FEISHU_LIMIT,
+            feishu_per_sec: DEFAULT_FEISHU_PER_SEC,
+            collect_token: "collect-sandbox-token".to_string(),
+            collect_reject_value: "REJECT".to_string(),
             no_jushuitan_rate_limits: false,
         }
     }
@@ -109,7 +161,8 @@ impl Default for SandboxOptions {
 pub struct EndpointFaults {
     /// Every Nth call answers the vendor's throttling response (Yida 403
     /// `Forbidden.AccessDenied.QpsLimitForApi`, Jushuitan code 199, Kingdee 519/5007, OKKI 429
-    /// with `Retry-After: 1`, DingTalk token 403 / 90002, robot 130101).
+    /// with `Retry-After: 1`, DingTalk token 403 / 90002, robot 130101, WeCom robot 45009, Feishu
+    /// bot 11232, collect code 4290).
     pub throttle_every: Option<u32>,
     /// The next N calls answer HTTP 503.
     pub burst_5xx: Option<u32>,
@@ -117,7 +170,7 @@ pub struct EndpointFaults {
     pub slow_ms: Option<u64>,
     /// Apply `slow_ms` only to every Nth call (default: every call).
     pub slow_every: Option<u32>,
-    /// Robot only: every Nth message is accepted (it shows in the group) but its answer never
+    /// Robots and collect only: every Nth message is accepted (it shows in the group) but its answer never
     /// comes, as when the connection drops after the robot took it.
     pub lose_answer_every: Option<u32>,
     /// Lifetime of the tokens this endpoint issues, in seconds (0 = expired at once). Defaults:
@@ -142,6 +195,12 @@ pub struct Faults {
     pub dingtalk_token: EndpointFaults,
     /// `POST /robot/send`.
     pub robot: EndpointFaults,
+    /// `POST /cgi-bin/webhook/send` (WeCom group robot).
+    pub wecom_robot: EndpointFaults,
+    /// `POST /open-apis/bot/v2/hook/{token}` (Feishu custom bot).
+    pub feishu_robot: EndpointFaults,
+    /// `POST`/`PUT /collect/{path}` (the generic business API).
+    pub collect: EndpointFaults,
 }
 
 /// The endpoints fault knobs attach to.
@@ -153,16 +212,22 @@ pub(crate) enum FaultKey {
     Kingdee,
     DingtalkToken,
     Robot,
+    Wecom,
+    Feishu,
+    Collect,
 }
 
 impl FaultKey {
-    pub(crate) const ALL: [FaultKey; 6] = [
+    pub(crate) const ALL: [FaultKey; 9] = [
         FaultKey::Yida,
         FaultKey::Jushuitan,
         FaultKey::Okki,
         FaultKey::Kingdee,
         FaultKey::DingtalkToken,
         FaultKey::Robot,
+        FaultKey::Wecom,
+        FaultKey::Feishu,
+        FaultKey::Collect,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -173,6 +238,9 @@ impl FaultKey {
             FaultKey::Kingdee => "kingdee",
             FaultKey::DingtalkToken => "dingtalk_token",
             FaultKey::Robot => "robot",
+            FaultKey::Wecom => "wecom_robot",
+            FaultKey::Feishu => "feishu_robot",
+            FaultKey::Collect => "collect",
         }
     }
 
@@ -190,6 +258,9 @@ impl Faults {
             FaultKey::Kingdee => &self.kingdee,
             FaultKey::DingtalkToken => &self.dingtalk_token,
             FaultKey::Robot => &self.robot,
+            FaultKey::Wecom => &self.wecom_robot,
+            FaultKey::Feishu => &self.feishu_robot,
+            FaultKey::Collect => &self.collect,
         }
     }
 
@@ -201,6 +272,9 @@ impl Faults {
             FaultKey::Kingdee => &mut self.kingdee,
             FaultKey::DingtalkToken => &mut self.dingtalk_token,
             FaultKey::Robot => &mut self.robot,
+            FaultKey::Wecom => &mut self.wecom_robot,
+            FaultKey::Feishu => &mut self.feishu_robot,
+            FaultKey::Collect => &mut self.collect,
         }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::data::utc;
 use crate::options::FaultKey;
-use crate::state::{AppState, Injected, RobotMessage};
+use crate::state::{AppState, Injected, RobotMessage, RobotState};
 use crate::wire::{self, param, query_pairs};
 
 /// Largest body the robot accepts.
@@ -72,12 +72,7 @@ pub(crate) async fn send(
         }
         None => {}
     }
-    if state
-        .lock()
-        .robot
-        .throttled_until
-        .is_some_and(|until| Instant::now() < until)
-    {
+    if throttled(&state.lock().robot) {
         return too_fast();
     }
     if !options.robot_secret.is_empty() {
@@ -120,24 +115,51 @@ pub(crate) async fn send(
     answer(0, "ok")
 }
 
-/// Take `message` into the inbox if the robot's own window allows; false when it is over the
-/// limit (the robot then stays throttled for the penalty).
+/// Take `message` into the DingTalk robot's inbox if its own window allows; false when it is
+/// over the limit (the robot then stays throttled for the penalty).
 fn accept(state: &AppState, message: Value) -> bool {
     let options = &state.options;
     let window = Duration::from_secs(options.robot_window_secs);
     let penalty = Duration::from_secs(options.robot_penalty_secs);
-    let now = Instant::now();
     let mut inner = state.lock();
-    let robot = &mut inner.robot;
+    accept_into(
+        &mut inner.robot,
+        &[(options.robot_limit, window)],
+        penalty,
+        message,
+    )
+}
+
+/// Take `message` into `robot`'s inbox if each of its `(limit, window)` rate windows allows;
+/// false when one is full, and the robot then stays throttled for `penalty`. Shared by the
+/// simulated robots (DingTalk, WeCom, Feishu).
+pub(crate) fn accept_into(
+    robot: &mut RobotState,
+    windows: &[(u32, Duration)],
+    penalty: Duration,
+    message: Value,
+) -> bool {
+    let now = Instant::now();
+    let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
     while robot
         .accepted_at
         .front()
-        .is_some_and(|at| now.duration_since(*at) >= window)
+        .is_some_and(|at| now.duration_since(*at) >= longest)
     {
         robot.accepted_at.pop_front();
     }
-    if robot.accepted_at.len() >= options.robot_limit as usize {
-        robot.throttled_until = Some(now + penalty);
+    let full = windows.iter().any(|(limit, window)| {
+        let within = robot
+            .accepted_at
+            .iter()
+            .filter(|at| now.duration_since(**at) < *window)
+            .count();
+        within >= *limit as usize
+    });
+    if full {
+        if !penalty.is_zero() {
+            robot.throttled_until = Some(now + penalty);
+        }
         return false;
     }
     robot.accepted_at.push_back(now);
@@ -148,6 +170,28 @@ fn accept(state: &AppState, message: Value) -> bool {
         body: message,
     });
     true
+}
+
+/// True while `robot` serves a throttling penalty.
+pub(crate) fn throttled(robot: &RobotState) -> bool {
+    robot
+        .throttled_until
+        .is_some_and(|until| Instant::now() < until)
+}
+
+/// What a robot accepted, oldest first, as JSON.
+pub(crate) fn inbox(robot: &RobotState) -> Response {
+    match serde_json::to_value(&robot.messages) {
+        Ok(list) => wire::json(StatusCode::OK, list),
+        Err(_) => wire::json(StatusCode::INTERNAL_SERVER_ERROR, json!([])),
+    }
+}
+
+/// Clear a robot's inbox, rate window and penalty.
+pub(crate) fn clear_inbox(robot: &mut RobotState) -> Response {
+    let cleared = robot.messages.len();
+    *robot = Default::default();
+    wire::json(StatusCode::OK, json!({"cleared": cleared}))
 }
 
 /// The text a keyword check looks at, or the name of the first missing parameter.
@@ -226,17 +270,10 @@ fn message_text(message: &Value) -> Result<String, String> {
 
 /// `GET /robot/messages`: what the robot accepted, oldest first.
 pub(crate) async fn messages(State(state): State<Arc<AppState>>) -> Response {
-    let inner = state.lock();
-    match serde_json::to_value(&inner.robot.messages) {
-        Ok(list) => wire::json(StatusCode::OK, list),
-        Err(_) => answer(-1, "系统繁忙"),
-    }
+    inbox(&state.lock().robot)
 }
 
 /// `DELETE /robot/messages`: clears the inbox, the rate window and any throttling penalty.
 pub(crate) async fn clear_messages(State(state): State<Arc<AppState>>) -> Response {
-    let mut inner = state.lock();
-    let cleared = inner.robot.messages.len();
-    inner.robot = Default::default();
-    wire::json(StatusCode::OK, json!({"cleared": cleared}))
+    clear_inbox(&mut state.lock().robot)
 }

@@ -58,6 +58,17 @@ pub(crate) struct RobotState {
     pub messages: Vec<RobotMessage>,
 }
 
+/// A request the collect API took.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Collected {
+    pub method: String,
+    /// The path below `/collect`.
+    pub path: String,
+    pub content_type: String,
+    /// The body: JSON as sent, a form as an object of its fields.
+    pub body: serde_json::Value,
+}
+
 /// A Kingdee app authorised through `push_app_authorize`.
 #[derive(Clone, Debug)]
 pub(crate) struct KingdeeApp {
@@ -84,6 +95,10 @@ pub(crate) struct Inner {
     pub jushuitan_calls: VecDeque<Instant>,
     pub kingdee_apps: HashMap<String, KingdeeApp>,
     pub robot: RobotState,
+    pub wecom: RobotState,
+    pub feishu: RobotState,
+    /// What the collect API took, oldest first.
+    pub collected: Vec<Collected>,
     pub next_token: u64,
 }
 

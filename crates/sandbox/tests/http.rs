@@ -1281,6 +1281,246 @@ async fn robot_21st_message_in_a_window_is_throttled_until_the_penalty_ends() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// WeCom group robot
+// ---------------------------------------------------------------------------------------------
+
+async fn wecom_send(sandbox: &Sandbox, key: &str, body: &Value) -> Value {
+    let (status, body) = status_and_json(
+        sandbox
+            .client
+            .post(sandbox.url(&format!("/cgi-bin/webhook/send?key={key}")))
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
+}
+
+async fn inbox(sandbox: &Sandbox, path: &str) -> Vec<Value> {
+    sandbox
+        .client
+        .get(sandbox.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wecom_robot_takes_text_and_markdown_and_answers_its_documented_errors() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        robot_window_secs: 2,
+        wecom_limit: 3,
+        ..quiet_options()
+    })
+    .await;
+    let key = "wecom-sandbox-key";
+    let text = json!({"msgtype": "text", "text": {"content": "新留言：张三 😀",
+        "mentioned_mobile_list": ["13800138000", "@all"]}});
+    assert_eq!(
+        wecom_send(&sandbox, key, &text).await,
+        json!({"errcode": 0, "errmsg": "ok"})
+    );
+    let markdown = json!({"msgtype": "markdown", "markdown": {"content": "#### 新留言\n> 李四"}});
+    assert_eq!(wecom_send(&sandbox, key, &markdown).await["errcode"], 0);
+    let got = inbox(&sandbox, "/cgi-bin/webhook/messages").await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1]["body"], markdown);
+
+    assert_eq!(wecom_send(&sandbox, "wrong", &text).await["errcode"], 93000);
+    let long = json!({"msgtype": "text", "text": {"content": "长".repeat(700)}});
+    assert_eq!(
+        wecom_send(&sandbox, key, &long).await,
+        json!({"errcode": 40058, "errmsg": "text.content exceed max length 2048"})
+    );
+    let reply = wecom_send(&sandbox, key, &json!({"msgtype": "video"})).await;
+    assert_eq!(reply["errcode"], 40008);
+    let reply = wecom_send(&sandbox, key, &json!({"msgtype": "text", "text": {}})).await;
+    assert_eq!(reply["errcode"], 44004);
+    let bad_list = json!({"msgtype": "text", "text": {"content": "x", "mentioned_list": "zs"}});
+    assert_eq!(wecom_send(&sandbox, key, &bad_list).await["errcode"], 40058);
+
+    // Three a window: the fourth is 45009, and the robot takes messages again once it has room.
+    assert_eq!(wecom_send(&sandbox, key, &text).await["errcode"], 0);
+    assert_eq!(wecom_send(&sandbox, key, &text).await["errcode"], 45009);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(wecom_send(&sandbox, key, &text).await["errcode"], 0);
+
+    sandbox
+        .set_faults(json!({"wecom_robot": {"throttle_every": 1}}))
+        .await;
+    assert_eq!(wecom_send(&sandbox, key, &text).await["errcode"], 45009);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feishu custom bot
+// ---------------------------------------------------------------------------------------------
+
+async fn feishu_send(sandbox: &Sandbox, token: &str, body: &Value) -> Value {
+    let (status, body) = status_and_json(
+        sandbox
+            .client
+            .post(sandbox.url(&format!("/open-apis/bot/v2/hook/{token}")))
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    body
+}
+
+fn feishu_signed(secret: &str, mut message: Value) -> Value {
+    let ts = now_ms() / 1000;
+    message["timestamp"] = json!(ts.to_string());
+    message["sign"] = json!(sign::feishu_bot_sign(secret, ts));
+    message
+}
+
+#[tokio::test]
+async fn feishu_bot_checks_the_signature_the_shape_and_both_rate_windows() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        feishu_keyword: Some("留言".to_string()),
+        feishu_per_sec: 2,
+        ..quiet_options()
+    })
+    .await;
+    let token = "feishu-sandbox-token";
+    let secret = "feishu-sandbox-secret";
+    let post = json!({"msg_type": "post", "content": {"post": {"zh_cn": {"title": "用户留言",
+        "content": [[{"tag": "text", "text": "张三 🚀"}], [{"tag": "at", "user_id": "all"}]]}}}});
+    assert_eq!(
+        feishu_send(&sandbox, token, &feishu_signed(secret, post.clone())).await,
+        json!({"code": 0, "msg": "success", "data": {}})
+    );
+    let got = inbox(&sandbox, "/open-apis/bot/v2/messages").await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["body"]["content"], post["content"]);
+
+    let reply = feishu_send(&sandbox, token, &feishu_signed("wrong", post.clone())).await;
+    assert_eq!(
+        reply["msg"],
+        "sign match fail or timestamp is not within one hour from current time"
+    );
+    assert_eq!(reply["code"], 19021);
+    assert_eq!(feishu_send(&sandbox, token, &post).await["code"], 19021);
+    let mut stale = post.clone();
+    let old = now_ms() / 1000 - 7200;
+    stale["timestamp"] = json!(old.to_string());
+    stale["sign"] = json!(sign::feishu_bot_sign(secret, old));
+    assert_eq!(feishu_send(&sandbox, token, &stale).await["code"], 19021);
+    assert_eq!(feishu_send(&sandbox, "nope", &post).await["code"], 19001);
+    let no_keyword = json!({"msg_type": "text", "content": {"text": "hello"}});
+    assert_eq!(
+        feishu_send(&sandbox, token, &feishu_signed(secret, no_keyword)).await,
+        json!({"code": 19024, "msg": "Key Words Not Found", "data": {}})
+    );
+    let bad_tag = json!({"msg_type": "post", "content": {"post": {"zh_cn": {
+        "content": [[{"tag": "bold", "text": "留言"}]]}}}});
+    assert_eq!(
+        feishu_send(&sandbox, token, &feishu_signed(secret, bad_tag)).await["code"],
+        9499
+    );
+
+    // Two a second here: the third in the same second is 11232.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let text = json!({"msg_type": "text", "content": {"text": "新留言"}});
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(
+            feishu_send(&sandbox, token, &feishu_signed(secret, text.clone())).await["code"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(codes, vec![0, 0, 11232]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collect (a generic business API)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn collect_keeps_what_it_takes_and_refuses_by_token_value_and_knob() {
+    let sandbox = Sandbox::default().await;
+    let post = |body: Value| {
+        sandbox
+            .client
+            .post(sandbox.url("/collect/v1/orders"))
+            .bearer_auth("collect-sandbox-token")
+            .json(&body)
+            .send()
+    };
+    let (status, reply) = status_and_json(
+        post(json!({"name": "张三 😀", "amount": 12.5}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, reply["code"].clone()), (200, json!(0)));
+    let (_, reply) =
+        status_and_json(post(json!([{"name": "a"}, {"name": "b"}])).await.unwrap()).await;
+    assert_eq!(reply["data"]["received"], 2);
+    let (_, reply) = status_and_json(
+        post(json!([{"name": "a"}, {"name": "REJECT"}]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        reply,
+        json!({"code": 1001, "msg": "invalid value at /1/name", "data": {}})
+    );
+    let (status, reply) = status_and_json(
+        sandbox
+            .client
+            .put(sandbox.url("/collect/v1/orders/7"))
+            .bearer_auth("collect-sandbox-token")
+            .form(&[("name", "李四"), ("note", "a&b")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, reply["code"].clone()), (200, json!(0)));
+    let (status, _) = status_and_json(
+        sandbox
+            .client
+            .post(sandbox.url("/collect/v1/orders"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    sandbox
+        .set_faults(json!({"collect": {"throttle_every": 1}}))
+        .await;
+    let (status, reply) = status_and_json(post(json!({"x": 1})).await.unwrap()).await;
+    assert_eq!((status, reply["code"].clone()), (200, json!(4290)));
+    sandbox
+        .set_faults(json!({"collect": {"burst_5xx": 1}}))
+        .await;
+    assert_eq!(post(json!({"x": 1})).await.unwrap().status(), 503);
+
+    let taken = inbox(&sandbox, "/_sandbox/collect").await;
+    assert_eq!(taken.len(), 3);
+    assert_eq!(taken[0]["body"], json!({"name": "张三 😀", "amount": 12.5}));
+    assert_eq!(taken[0]["method"], "POST");
+    assert_eq!(taken[0]["path"], "/v1/orders");
+    assert_eq!(taken[2]["method"], "PUT");
+    assert_eq!(taken[2]["body"], json!({"name": "李四", "note": "a&b"}));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Admin
 // ---------------------------------------------------------------------------------------------
 
