@@ -21,14 +21,22 @@ pub struct Robot {
 
 impl Robot {
     pub async fn start(token: &str, secret: &str, window_secs: u64, limit: u32) -> Robot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let opts = SandboxOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
+        Robot::start_with(SandboxOptions {
             robot_access_token: token.into(),
             robot_secret: secret.into(),
             robot_window_secs: window_secs,
             robot_limit: limit,
             ..SandboxOptions::default()
+        })
+        .await
+    }
+
+    /// The sandbox with `opts` (its `listen` replaced by a free port), for the other simulators.
+    pub async fn start_with(opts: SandboxOptions) -> Robot {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let opts = SandboxOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..opts
         };
         let (addr, task) = ferry_sandbox::spawn(opts).await.expect("sandbox starts");
         Robot {
@@ -80,6 +88,25 @@ impl Robot {
             })
             .unwrap_or_default();
         (route["calls"].as_u64().unwrap_or(0), statuses)
+    }
+
+    /// `GET path` as JSON (a simulator's inbox, `/_sandbox/collect`).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Calls of `route` (`"POST /cgi-bin/webhook/send"`) the sandbox answered.
+    pub async fn route_calls(&self, route: &str) -> u64 {
+        self.get_json("/_sandbox/stats").await["routes"][route]["calls"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub async fn set_faults(&self, faults: Value) {

@@ -7,12 +7,15 @@
 //!
 //! - [`mysql`]: `execute` (the scheme's statement per record, one transaction per batch) and
 //!   `batchexecute` (multi-row statements), bisecting a failed batch to isolate bad records.
+//! - [`http`]: any business API as a target: records posted as JSON or a form, success decided
+//!   by the status and a JSON pointer, vendor codes classed by configuration.
 //! - [`noop`]: accepts everything (seeds 003 and 004, `写入空操作`).
-//! - [`robot`]: chat-group robots (the DingTalk custom robot of seed 000): records batched into
-//!   signed messages, a rate limit shared through the state database, and the idCheck ledger.
+//! - [`robot`]: chat-group robots (the DingTalk custom robot of seed 000, WeCom, Feishu): records
+//!   batched into signed messages, a rate limit shared through the state database, and the idCheck ledger.
 //! - `ledger`: the (id, content digest) delivery ledger of targets that cannot take a record
 //!   twice; `rate`: the rate-limit slot shared by every replica of a target.
 
+pub mod http;
 mod ledger;
 pub mod mysql;
 mod net;

@@ -238,8 +238,8 @@ pub fn render_messages(
 }
 
 /// What the write flow needs of a DingTalk connection named `name`.
-fn robot<'a>(conn: &DingTalkRobotConnection, name: &'a str) -> super::sink::Robot<'a> {
-    super::sink::Robot {
+fn robot<'a>(conn: &DingTalkRobotConnection, name: &'a str) -> super::sink::RobotSettings<'a> {
+    super::sink::RobotSettings {
         connection: name,
         format: conn.format.into(),
         keyword: conn.keyword.clone(),

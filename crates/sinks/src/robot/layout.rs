@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sha2::Digest as _;
 
 use super::options::Options;
-use super::sink::Robot;
+use super::sink::RobotSettings;
 use super::vendor::{Format, Mentions, Vendor};
 use crate::ledger::{Marks, Tracked};
 
@@ -212,7 +212,7 @@ impl Layout {
     pub(crate) fn new(
         vendor: Arc<dyn Vendor>,
         options: &Options,
-        robot: &Robot<'_>,
+        robot: &RobotSettings<'_>,
         metadata: &Metadata,
         scheme_name: &str,
     ) -> Layout {

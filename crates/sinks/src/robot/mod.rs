@@ -24,15 +24,18 @@
 //! - `layout`: records to message texts and bodies (template, marks, mentions, keyword, split);
 //! - `options`: the metadata keys every robot target reads;
 //! - `vendor`: the [`vendor::Vendor`] trait (what differs between robots) and the HTTP exchange;
-//! - `dingtalk`: the DingTalk custom group robot (seed 000).
+//! - `dingtalk`, `wecom`, `feishu`: one file per vendor (signature, body shapes, answer codes,
+//!   and its constructors of [`RobotSink`]).
 //!
 //! The metadata keys these targets read are listed in the README ("The DingTalk robot target").
 
 mod dingtalk;
+mod feishu;
 mod layout;
 mod options;
 mod sink;
 mod vendor;
+mod wecom;
 
 #[cfg(test)]
 mod tests;
@@ -40,9 +43,12 @@ mod tests;
 pub use crate::net::http_client;
 pub use crate::rate::RATE_MARGIN_MS;
 pub use dingtalk::{MAX_BODY_BYTES, render_messages};
+pub use feishu::{FEISHU_BASE_URL, FEISHU_PER_MINUTE, FEISHU_PER_SECOND, FeishuWebhook};
 pub use options::{
     DEFAULT_MARKDOWN_TEMPLATE, DEFAULT_RECORDS_PER_MESSAGE, DEFAULT_REPEAT_MARK,
     DEFAULT_TEXT_TEMPLATE, DEFAULT_THROTTLE_RETRIES, DEFAULT_UPDATE_MARK, DEFAULT_WINDOW_SECS,
     MAX_THROTTLE_RETRIES,
 };
-pub use sink::RobotSink;
+pub use sink::{RobotSettings, RobotSink};
+pub use vendor::Format;
+pub use wecom::{WECOM_BASE_URL, WECOM_PER_MINUTE, WeComWebhook};

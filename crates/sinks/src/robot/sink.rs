@@ -32,7 +32,7 @@ pub struct RobotSink {
 }
 
 /// What every robot connection says, whatever its vendor.
-pub(crate) struct Robot<'a> {
+pub struct RobotSettings<'a> {
     /// The connection's name.
     pub connection: &'a str,
     pub format: Format,
@@ -46,7 +46,7 @@ impl RobotSink {
     /// A robot target for `scheme_name`, its metadata read and checked.
     pub(crate) fn open(
         vendor: Arc<dyn Vendor>,
-        robot: Robot<'_>,
+        robot: RobotSettings<'_>,
         metadata: &Metadata,
         state: State,
         client: reqwest::Client,
@@ -75,7 +75,7 @@ impl RobotSink {
     /// A plain poster of messages: no template, no ledger.
     pub(crate) fn open_poster(
         vendor: Arc<dyn Vendor>,
-        robot: Robot<'_>,
+        robot: RobotSettings<'_>,
         state: State,
         client: reqwest::Client,
         throttle_retries: usize,
@@ -252,7 +252,7 @@ impl Sink for RobotSink {
 /// these bodies with a scheme's expected messages.
 pub(crate) fn render(
     vendor: Arc<dyn Vendor>,
-    robot: Robot<'_>,
+    robot: RobotSettings<'_>,
     metadata: &Metadata,
     scheme_name: &str,
     records: Vec<Record>,

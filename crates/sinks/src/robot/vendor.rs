@@ -15,7 +15,7 @@ use crate::net::error_chain;
 
 /// How a message is written, as the scheme's `format` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     /// A title and markdown text (DingTalk, WeCom).
     Markdown,
     /// Plain text.
