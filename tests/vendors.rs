@@ -887,15 +887,7 @@ impl Harness {
                 - overlap
         });
         let ctx = Context::new(now, SHANGHAI).with_last_sync(last);
-        ferry_sources::vendors::open(
-            "api",
-            &conn,
-            Arc::new(metadata),
-            ctx,
-            self.state.clone(),
-            ferry_sources::vendors::shared_client().unwrap(),
-        )
-        .await
+        open_api_source("api", &conn, Arc::new(metadata), ctx, self.state.clone()).await
     }
 
     /// Every page until the end (bounded), as (ids per page).
@@ -1089,6 +1081,49 @@ async fn an_http_source_resumes_after_the_page_whose_cursor_it_saved() {
     world.clean().await;
 }
 
+/// The API source on `conn` (named `name`), opened as the `ferry` binary's registry opens it.
+async fn open_api_source(
+    name: &str,
+    conn: &Connection,
+    metadata: Arc<Metadata>,
+    ctx: Context<'static>,
+    state: ferry_state::State,
+) -> Result<Box<dyn Source>, ferry_core::FerryError> {
+    use ferry_sources::http::HttpClient;
+    use ferry_sources::vendors;
+    let http = |timeout_secs: u64, rate: Option<u32>| {
+        HttpClient::new(
+            name,
+            vendors::shared_client().unwrap(),
+            state.clone(),
+            Duration::from_secs(timeout_secs),
+            rate,
+        )
+    };
+    match conn {
+        Connection::Http(c) => {
+            ferry_sources::http::open(c, http(c.timeout_secs, c.rate_per_sec), metadata, ctx)
+        }
+        Connection::DingTalk(c) => {
+            vendors::dingtalk::open(name, c, http(c.timeout_secs, c.rate_per_sec), metadata, ctx)
+        }
+        Connection::Jushuitan(c) => vendors::jushuitan::open(
+            name,
+            c,
+            http(c.timeout_secs, Some(c.rate_per_sec)),
+            metadata,
+            ctx,
+        ),
+        Connection::Okki(c) => {
+            vendors::okki::open(name, c, http(c.timeout_secs, c.rate_per_sec), metadata, ctx)
+        }
+        Connection::Kingdee(c) => {
+            vendors::kingdee::open(name, c, http(c.timeout_secs, c.rate_per_sec), metadata, ctx)
+        }
+        other => panic!("a {} connection is not an API source", other.kind()),
+    }
+}
+
 /// Every page a source on `conn` (named `name`) yields for `metadata`, as ids per page.
 async fn drain_source(
     name: &str,
@@ -1097,16 +1132,9 @@ async fn drain_source(
     state: &ferry_state::State,
 ) -> Vec<Vec<String>> {
     let ctx = Context::new(chrono::Utc::now().with_timezone(&SHANGHAI), SHANGHAI);
-    let mut source = ferry_sources::vendors::open(
-        name,
-        conn,
-        Arc::clone(metadata),
-        ctx,
-        state.clone(),
-        ferry_sources::vendors::shared_client().unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut source = open_api_source(name, conn, Arc::clone(metadata), ctx, state.clone())
+        .await
+        .unwrap();
     let mut pages = Vec::new();
     while let Some(page) = tokio::time::timeout(Duration::from_secs(30), source.next_page())
         .await

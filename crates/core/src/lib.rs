@@ -9,6 +9,8 @@
 //! - [`identity`]: a record is its (id, content): identical repeats go, every content stays.
 //! - [`scheme`]: the scheme file model in the seed documents' metadata shape.
 //! - [`config`]: `ferry.toml` (broker, state, telemetry, connections) with `${VAR}` substitution.
+//! - [`connector`]: one module per connection kind (its config, keys, checks, traits) and the
+//!   one list of kinds.
 //! - [`lint`]: the risky-but-legal things `ferry lint` warns about.
 //! - [`load`]: reads `ferry.toml` and every scheme file, checked against each other.
 //! - [`problem`]: a configuration problem with its file and key path, as `ferry lint` prints it.
@@ -22,6 +24,7 @@
 //! - [`write`]: MySQL write modes (`insert`, `update`, `replace`) and the statement each runs.
 
 pub mod config;
+pub mod connector;
 pub mod convert;
 pub mod error;
 pub mod expr;

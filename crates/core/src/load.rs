@@ -11,7 +11,7 @@
 //!
 //! Names in problems are relative to the directory of `ferry.toml` (`schemes/refunds.json`).
 
-mod shape;
+pub(crate) mod shape;
 mod syntax;
 
 use std::collections::BTreeMap;
@@ -22,7 +22,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use serde_json::Value;
 
 use crate::config::env::substitute;
-use crate::config::{Connection, ConnectionKind, FerryConfig, Secret};
+use crate::config::{Connection, FerryConfig, Secret};
+use crate::connector::misspelt_keys;
 use crate::mapping::{Mapper, check_format_rules, placeholders_of};
 use crate::problem::Problem;
 use crate::scheme::{Endpoint, Metadata, Scheme};
@@ -30,9 +31,6 @@ use crate::sql::NamedSql;
 use crate::template::{
     FERRY_VARIABLE_LIST, FERRY_VARIABLES, Reads, closest, looks_like_ferry_variable,
 };
-
-/// Jushuitan returns at most this many records a page.
-pub const JUSHUITAN_MAX_PAGE_SIZE: u64 = 100;
 
 /// The pagination modes a scheme may name.
 pub const PAGINATION_MODES: [&str; 5] = ["offset", "page", "keyset", "cursor", "none"];
@@ -439,7 +437,7 @@ fn check_endpoint(
             "missing required key (what to call: `select`, `execute`, an API path, ...)".into(),
         ));
     } else if let Some(connection) = connection
-        && let Err(message) = api_supported(connection.kind(), role, &meta.api)
+        && let Err(message) = connection.kind().api_supported(role, &meta.api)
     {
         out.push((
             at("metadata.api"),
@@ -450,42 +448,41 @@ fn check_endpoint(
             ),
         ));
     }
-    let mysql = connection.is_some_and(|c| c.kind() == ConnectionKind::Mysql);
-    check_write_mode(meta, role, mysql, &at("metadata"), out);
-    // The binlog source reads tables, not a statement.
-    let binlog = role == Role::Source && meta.api == BINLOG_API;
-    if mysql && !binlog {
-        check_main_sql(meta, &at("metadata"), out);
-        if role == Role::Source
-            && let Some(mode) = meta.pagination.as_ref().and_then(|p| p.mode.as_deref())
-            && matches!(mode, "page" | "cursor")
-        {
-            out.push((
-                at("metadata.pagination.mode"),
-                format!("a MySQL source pages by `keyset`, `offset` or `none`, not `{mode}`"),
-            ));
+    let kind = connection.map(Connection::kind);
+    check_write_mode(
+        meta,
+        role,
+        kind.is_some_and(|k| k.sql),
+        &at("metadata"),
+        out,
+    );
+    if let Some(kind) = kind {
+        misspelt_keys(
+            &meta.extra,
+            &[&shape::keys(&shape::METADATA)[..], kind.keys(role)].concat(),
+            &at("metadata"),
+            out,
+        );
+        if let Some(pagination) = &meta.pagination {
+            misspelt_keys(
+                &pagination.extra,
+                &[
+                    &shape::keys(&shape::PAGINATION)[..],
+                    kind.pagination_keys(role),
+                ]
+                .concat(),
+                &at("metadata.pagination"),
+                out,
+            );
         }
+        (kind.check)(endpoint, role, out);
     }
     if let Some(pagination) = &meta.pagination {
-        match pagination.page_size {
-            Some(0) => out.push((
+        if pagination.page_size == Some(0) {
+            out.push((
                 at("metadata.pagination.pageSize"),
                 "must be at least 1".into(),
-            )),
-            Some(size)
-                if size > JUSHUITAN_MAX_PAGE_SIZE
-                    && role == Role::Source
-                    && connection.is_some_and(|c| c.kind() == ConnectionKind::Jushuitan) =>
-            {
-                out.push((
-                    at("metadata.pagination.pageSize"),
-                    format!(
-                        "Jushuitan returns at most {JUSHUITAN_MAX_PAGE_SIZE} records a page, \
-                         found {size}"
-                    ),
-                ));
-            }
-            _ => {}
+            ));
         }
         if let Some(mode) = &pagination.mode
             && !PAGINATION_MODES.contains(&mode.as_str())
@@ -551,92 +548,9 @@ fn check_write_mode(
     }
 }
 
-/// A MySQL endpoint runs `otherRequest`'s `main_sql`: it must be there, be text, and parse.
-fn check_main_sql(meta: &Metadata, at: &str, out: &mut Vec<(String, String)>) {
-    let Some((i, entry)) = meta
-        .other_request
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.key() == Some("main_sql"))
-    else {
-        out.push((
-            format!("{at}.otherRequest"),
-            format!(
-                "api `{}` needs a `main_sql` entry holding the SQL to run",
-                meta.api
-            ),
-        ));
-        return;
-    };
-    let path = format!("{at}.otherRequest[{i}].value");
-    match entry.value.as_ref().and_then(Value::as_str) {
-        None => out.push((path, "expected the SQL statement as a string".into())),
-        Some(sql) => {
-            if let Err(message) = NamedSql::parse(sql) {
-                out.push((path, format!("main_sql does not parse: {message}")));
-            }
-        }
-    }
-}
-
 /// The `api` of a `mysql` connection's binlog source (`ferry_sources::binlog`): every change of
 /// the tables it names, from the server's binary log.
 pub const BINLOG_API: &str = "binlog";
-
-/// Whether a connection of `kind` offers `api` in `role`; the error says what it offers.
-pub fn api_supported(kind: ConnectionKind, role: Role, api: &str) -> Result<(), String> {
-    let only = |offered: &[&str]| {
-        if offered.contains(&api) {
-            Ok(())
-        } else {
-            let list = offered
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            Err(format!(
-                "does not offer api `{api}` as a {}; expected {list}",
-                role.as_str()
-            ))
-        }
-    };
-    let path_under = |prefixes: &[&str], example: &str| {
-        let trimmed = api.trim_start_matches('/');
-        if prefixes.iter().any(|p| trimmed.starts_with(p)) {
-            Ok(())
-        } else {
-            Err(format!(
-                "does not offer api `{api}`; expected an API path such as `{example}`"
-            ))
-        }
-    };
-    let source_only = || Err(format!("can only be a source, not a {}", role.as_str()));
-    let target_only = || Err(format!("can only be a target, not a {}", role.as_str()));
-    match (kind, role) {
-        (ConnectionKind::Mysql, Role::Source) => only(&["select", BINLOG_API]),
-        (ConnectionKind::Mysql, Role::Target) => only(&["execute", "batchexecute"]),
-        (ConnectionKind::DingTalkRobot, Role::Target) => only(&["DingTalkRoBotPush"]),
-        (ConnectionKind::Noop, Role::Target) => Ok(()),
-        (ConnectionKind::Http, _) => Ok(()),
-        (ConnectionKind::DingTalk, Role::Source) => {
-            path_under(&["v1.0/", "topapi/"], "v1.0/yida/processes/instances")
-        }
-        (ConnectionKind::Jushuitan, Role::Source) => path_under(&["open/"], "/open/shops/query"),
-        (ConnectionKind::Okki, Role::Source) => path_under(&["v1/"], "/v1/user/list"),
-        (ConnectionKind::Kingdee, Role::Source) => path_under(
-            &["jdyconnector/", "jdy/"],
-            "/jdyconnector/app_management/push_app_authorize",
-        ),
-        (ConnectionKind::DingTalkRobot | ConnectionKind::Noop, Role::Source) => target_only(),
-        (
-            ConnectionKind::DingTalk
-            | ConnectionKind::Jushuitan
-            | ConnectionKind::Okki
-            | ConnectionKind::Kingdee,
-            Role::Target,
-        ) => source_only(),
-    }
-}
 
 /// Parse a five-field cron expression (minute hour day-of-month month day-of-week).
 pub fn schedule(expr: &str) -> Result<Cron, String> {
@@ -690,38 +604,6 @@ fn display_name(dir: &Path, file: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn apis_are_checked_per_kind_and_role() {
-        use ConnectionKind::*;
-        assert!(api_supported(Mysql, Role::Source, "select").is_ok());
-        assert!(api_supported(Mysql, Role::Target, "batchexecute").is_ok());
-        assert_eq!(
-            api_supported(Mysql, Role::Target, "select"),
-            Err(
-                "does not offer api `select` as a target; expected `execute` or `batchexecute`"
-                    .into()
-            )
-        );
-        assert!(api_supported(Noop, Role::Target, "写入空操作").is_ok());
-        assert_eq!(
-            api_supported(Noop, Role::Source, "x"),
-            Err("can only be a target, not a source".into())
-        );
-        assert!(api_supported(DingTalk, Role::Source, "v1.0/yida/processes/instances").is_ok());
-        assert!(api_supported(Jushuitan, Role::Source, "/open/shops/query").is_ok());
-        assert_eq!(
-            api_supported(Okki, Role::Source, "/user/list"),
-            Err(
-                "does not offer api `/user/list`; expected an API path such as `/v1/user/list`"
-                    .into()
-            )
-        );
-        assert_eq!(
-            api_supported(Kingdee, Role::Target, "/jdyconnector/x"),
-            Err("can only be a source, not a target".into())
-        );
-    }
 
     #[test]
     fn schedules_have_five_fields() {

@@ -108,14 +108,14 @@ impl App {
         .context("cannot connect to RabbitMQ (FERRY_AMQP_URL / [broker] url or urls)")
     }
 
-    /// The queues of a scheme: single active consumer on the load queue for rate-limited
-    /// targets (the robot), so the limit holds whatever the number of loader replicas.
+    /// The queues of a scheme: single active consumer on the load queue when the target's kind
+    /// asks for one (a robot's per-minute limit), so the limit holds whatever the number of
+    /// loader replicas.
     pub fn topology(&self, scheme: &LoadedScheme) -> Topology {
         let broker = &self.loaded.config.broker;
-        let robot = matches!(
-            self.connection(&scheme.scheme.target.connection),
-            Some(Connection::DingTalkRobot(_))
-        );
+        let single_active_load = self
+            .connection(&scheme.scheme.target.connection)
+            .is_some_and(|c| c.kind().single_active_consumer);
         // A binlog source's changes keep their order through both stages: one consumer at a
         // time on each queue, whatever the number of workers and replicas.
         let ordered = matches!(
@@ -126,7 +126,7 @@ impl App {
             delivery_limit: broker.delivery_limit,
             retry_delays_secs: broker.retry_delays_secs.clone(),
             quorum_group_size: broker.quorum_group_size,
-            single_active_load: robot || ordered,
+            single_active_load: single_active_load || ordered,
             single_active_transform: ordered,
         }
     }

@@ -9,7 +9,6 @@ use chrono_tz::Tz;
 use std::process::ExitCode;
 
 use ferry_bus::{DeadLetterAction, DeadLetterFilter, DeadLetterPass, Stage, Topology};
-use ferry_core::config::Connection;
 use ferry_core::load::LoadedScheme;
 use ferry_core::sql::{NamedSql, binds_for};
 use ferry_core::{ErrorClass, Record};
@@ -517,7 +516,7 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
         Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH).map_err(|e| anyhow::anyhow!("{e}"))?;
     let target = &scheme.scheme.target.metadata;
     let sql = match app.connection(&scheme.scheme.target.connection) {
-        Some(Connection::Mysql(_)) => target
+        Some(c) if c.kind().sql => target
             .other("main_sql")
             .map(NamedSql::parse)
             .transpose()

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use ferry_core::FerryError;
 use ferry_core::config::Connection;
-use ferry_core::load::LoadedScheme;
+use ferry_core::load::{LoadedScheme, Role};
 use ferry_core::template::Context;
 use ferry_sinks::Sink;
 use ferry_sources::Source;
@@ -20,6 +20,7 @@ use sqlx::mysql::MySqlPool;
 use tokio::sync::Mutex;
 
 use crate::app::App;
+use crate::registry::{self, Opening};
 
 pub struct Connections {
     app: Arc<App>,
@@ -183,8 +184,13 @@ impl Connections {
         Ok(pool)
     }
 
-    /// Open the scheme's source for one run; `cursor` continues an interrupted run after the page
-    /// that saved it.
+    /// The state database (token cache, ledger, rate-limit slots).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Open the scheme's source for one run, through its kind's factory; `cursor` continues an
+    /// interrupted run after the page that saved it.
     pub async fn open_source(
         &self,
         scheme: &LoadedScheme,
@@ -192,57 +198,37 @@ impl Connections {
         cursor: Option<&Value>,
     ) -> Result<Box<dyn Source>, FerryError> {
         let name = &scheme.scheme.source.connection;
-        let metadata = Arc::new(scheme.scheme.source.metadata.clone());
-        let mut source: Box<dyn Source> = match self.connection(name)? {
-            Connection::Mysql(conn) if metadata.api == ferry_sources::binlog::API => {
-                let pool = self.mysql_pool(name).await?;
-                Box::new(ferry_sources::binlog::BinlogSource::new(
-                    pool,
-                    conn.url.expose(),
-                    metadata,
-                )?)
-            }
-            Connection::Mysql(_) => {
-                let pool = self.mysql_pool(name).await?;
-                Box::new(ferry_sources::mysql::MysqlSource::new(pool, metadata, ctx)?)
-            }
-            other => {
-                let client = ferry_sources::vendors::shared_client()?;
-                ferry_sources::vendors::open(name, other, metadata, ctx, self.state.clone(), client)
-                    .await?
-            }
+        let connection = self.connection(name)?;
+        let factory = registry::factories(connection)
+            .source
+            .ok_or_else(|| registry::cannot_open(name, connection, Role::Source))?;
+        let opening = Opening {
+            connections: self,
+            name,
+            connection,
+            scheme,
         };
+        let mut source = factory(&opening, ctx).await?;
         if let Some(cursor) = cursor {
             source.resume_at(cursor)?;
         }
         Ok(source)
     }
 
-    /// Open the scheme's target.
+    /// Open the scheme's target, through its kind's factory.
     pub async fn open_sink(&self, scheme: &LoadedScheme) -> Result<Arc<dyn Sink>, FerryError> {
         let name = &scheme.scheme.target.connection;
-        let metadata = &scheme.scheme.target.metadata;
-        match self.connection(name)? {
-            Connection::Mysql(_) => {
-                let pool = self.mysql_pool(name).await?;
-                Ok(Arc::new(ferry_sinks::mysql::MysqlSink::new(
-                    pool, metadata,
-                )?))
-            }
-            Connection::Noop => Ok(Arc::new(ferry_sinks::noop::NoopSink)),
-            Connection::DingTalkRobot(conn) => Ok(Arc::new(ferry_sinks::robot::RobotSink::new(
-                name,
-                conn,
-                metadata,
-                self.state.clone(),
-                ferry_sinks::robot::http_client()?,
-                &scheme.scheme.name,
-            )?)),
-            other => Err(FerryError::config(format!(
-                "connection `{name}`: a {} target is not available in this build",
-                other.kind().as_str()
-            ))),
-        }
+        let connection = self.connection(name)?;
+        let factory = registry::factories(connection)
+            .sink
+            .ok_or_else(|| registry::cannot_open(name, connection, Role::Target))?;
+        let opening = Opening {
+            connections: self,
+            name,
+            connection,
+            scheme,
+        };
+        factory(&opening).await
     }
 }
 

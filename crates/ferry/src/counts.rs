@@ -2,7 +2,8 @@
 //! scheme's target can report are always shown (so `0 inserted, 0 updated, 237 unchanged` says
 //! plainly that nothing changed), any other outcome only when it happened.
 
-use ferry_core::config::{Connection, ConnectionKind};
+use ferry_core::config::Connection;
+use ferry_core::connector::Writes;
 use ferry_core::load::LoadedScheme;
 use ferry_core::write::{OnDuplicate, write_sql};
 use ferry_state::Counts;
@@ -12,8 +13,11 @@ use crate::app::App;
 /// The outcomes always shown for `scheme`'s target.
 pub fn always_shown(app: &App, scheme: &LoadedScheme) -> Vec<&'static str> {
     let target = &scheme.scheme.target;
-    let mut names = match app.connection(&target.connection).map(Connection::kind) {
-        Some(ConnectionKind::Mysql) => {
+    let mut names = match app
+        .connection(&target.connection)
+        .map(|c| Connection::kind(c).writes)
+    {
+        Some(Writes::Statement) => {
             let meta = &target.metadata;
             let on_duplicate = meta
                 .other("main_sql")
@@ -26,7 +30,7 @@ pub fn always_shown(app: &App, scheme: &LoadedScheme) -> Vec<&'static str> {
                 _ => vec!["inserted", "updated", "unchanged"],
             }
         }
-        Some(ConnectionKind::Noop) => vec!["accepted"],
+        Some(Writes::Discards) => vec!["accepted"],
         _ => vec!["written", "skipped"],
     };
     names.push("dead-lettered");

@@ -11,6 +11,7 @@ mod counts;
 mod dead_letters;
 mod metrics;
 mod online;
+mod registry;
 mod roles;
 mod scheme_test;
 mod shutdown;

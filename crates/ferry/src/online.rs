@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use chrono_tz::Tz;
 use ferry_core::Record;
-use ferry_core::config::Connection;
 use ferry_core::load::LoadedScheme;
 use ferry_core::mapping::placeholders_of;
 use ferry_core::probe::{TableName, id_is_unique, missing_columns, read_table, written_columns};
@@ -183,7 +182,7 @@ async fn mysql_pool(
     out: &mut Found,
     path: &str,
 ) -> Option<MySqlPool> {
-    if !matches!(app.connection(connection), Some(Connection::Mysql(_))) {
+    if !app.connection(connection).is_some_and(|c| c.kind().sql) {
         return None;
     }
     match connections.mysql_pool(connection).await {

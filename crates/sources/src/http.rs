@@ -1235,6 +1235,24 @@ pub struct Plain {
     message_at: Option<String>,
 }
 
+/// Open a source of `kind = "http"` for one run.
+pub fn open(
+    conn: &HttpConnection,
+    http: HttpClient,
+    metadata: Arc<Metadata>,
+    ctx: Context<'static>,
+) -> Result<Box<dyn crate::Source>, FerryError> {
+    let vendor = Arc::new(Plain::new(conn, &metadata)?);
+    crate::vendors::api_source(
+        http,
+        vendor,
+        &conn.base_url,
+        &metadata,
+        Defaults::default(),
+        ctx,
+    )
+}
+
 impl Plain {
     pub fn new(conn: &HttpConnection, metadata: &Metadata) -> Result<Plain, FerryError> {
         let extra = &metadata.extra;

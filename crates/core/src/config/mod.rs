@@ -21,11 +21,17 @@ use std::collections::{BTreeMap, HashMap};
 use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
-pub use connection::{
-    Connection, ConnectionKind, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT_SECS, DINGTALK_BASE_URL,
-    DINGTALK_ROBOT_BASE_URL, DINGTALK_ROBOT_PER_MINUTE, DingTalkConnection,
-    DingTalkRobotConnection, HttpConnection, JUSHUITAN_RATE_PER_SEC, JushuitanConnection,
-    KingdeeConnection, MysqlConnection, OKKI_DEFAULT_SCOPE, OkkiConnection, RobotFormat,
+pub use connection::Connection;
+// Each kind's config lives in its connector module; re-exported here, where configs are read.
+pub use crate::connector::dingtalk::DINGTALK_BASE_URL;
+pub use crate::connector::dingtalk_robot::{DINGTALK_ROBOT_BASE_URL, DINGTALK_ROBOT_PER_MINUTE};
+pub use crate::connector::http::DEFAULT_TIMEOUT_SECS;
+pub use crate::connector::jushuitan::JUSHUITAN_RATE_PER_SEC;
+pub use crate::connector::mysql::DEFAULT_MAX_CONNECTIONS;
+pub use crate::connector::okki::OKKI_DEFAULT_SCOPE;
+pub use crate::connector::{
+    DingTalkConnection, DingTalkRobotConnection, HttpConnection, JushuitanConnection,
+    KingdeeConnection, MysqlConnection, OkkiConnection, RobotFormat,
 };
 pub use console::{
     ConsoleConfig, DEFAULT_CONSOLE_LISTEN, DEFAULT_JAEGER_URL, MIN_CONSOLE_SECRET_LEN,

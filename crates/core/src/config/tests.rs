@@ -83,7 +83,7 @@ kind = "noop"
     let kinds: Vec<(&str, &str)> = config
         .connections
         .iter()
-        .map(|(name, c)| (name.as_str(), c.kind().as_str()))
+        .map(|(name, c)| (name.as_str(), c.kind().name))
         .collect();
     assert_eq!(
         kinds,

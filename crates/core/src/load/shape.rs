@@ -9,6 +9,9 @@
 
 use serde_json::Value;
 
+use crate::connector::did_you_mean;
+use crate::template::closest;
+
 /// What a key's value must be.
 #[derive(Clone, Copy)]
 pub(crate) enum Ty {
@@ -36,6 +39,15 @@ pub(crate) struct Shape {
     pub(crate) keys: &'static [Key],
     /// Unknown keys are kept (and linted) rather than refused.
     pub(crate) open: bool,
+    /// An unknown key close to a known one is refused with the known one ("did you mean"),
+    /// here. Off for metadata and pagination, whose known keys depend on the connection's kind:
+    /// [`crate::connector::misspelt_keys`] checks them once the kind is known.
+    pub(crate) suggest: bool,
+}
+
+/// The names of `shape`'s keys.
+pub(crate) fn keys(shape: &Shape) -> Vec<&'static str> {
+    shape.keys.iter().map(|k| k.name).collect()
 }
 
 const fn req(name: &'static str, ty: Ty) -> Key {
@@ -82,6 +94,7 @@ pub(crate) static SCHEME: Shape = Shape {
         req("target", Ty::Obj(&ENDPOINT)),
     ],
     open: false,
+    suggest: false,
 };
 
 pub(crate) static ENDPOINT: Shape = Shape {
@@ -90,6 +103,7 @@ pub(crate) static ENDPOINT: Shape = Shape {
         req("metadata", Ty::Obj(&METADATA)),
     ],
     open: false,
+    suggest: false,
 };
 
 pub(crate) static METADATA: Shape = Shape {
@@ -109,6 +123,7 @@ pub(crate) static METADATA: Shape = Shape {
         opt("write_mode", Ty::Str),
     ],
     open: true,
+    suggest: false,
 };
 
 pub(crate) static PAGINATION: Shape = Shape {
@@ -119,6 +134,7 @@ pub(crate) static PAGINATION: Shape = Shape {
         opt("max_pages", Ty::UInt),
     ],
     open: true,
+    suggest: false,
 };
 
 pub(crate) static FIELD: Shape = Shape {
@@ -130,6 +146,7 @@ pub(crate) static FIELD: Shape = Shape {
         dflt("children", Ty::Arr(&FIELD)),
     ],
     open: true,
+    suggest: true,
 };
 
 pub(crate) static FORMAT_RULE: Shape = Shape {
@@ -139,6 +156,7 @@ pub(crate) static FORMAT_RULE: Shape = Shape {
         opt("format", Ty::Str),
     ],
     open: true,
+    suggest: true,
 };
 
 /// Check `value` against `shape`; push `(path, message)` for every problem.
@@ -154,7 +172,13 @@ pub(crate) fn check(value: &Value, shape: &Shape, path: &str, out: &mut Vec<(Str
         let item_path = join(path, name);
         match shape.keys.iter().find(|k| k.name == name) {
             Some(key) => check_value(item, key, &item_path, out),
-            None if shape.open => {}
+            None if shape.open => {
+                if shape.suggest
+                    && let Some(near) = closest(name, &keys(shape))
+                {
+                    out.push((item_path, did_you_mean(name, near)));
+                }
+            }
             None => {
                 let expected = shape
                     .keys
@@ -304,6 +328,20 @@ mod tests {
             })
             .collect();
         assert_eq!(types.len(), 9);
+    }
+
+    #[test]
+    fn a_misspelt_key_of_a_request_node_is_named_with_the_right_one() {
+        let value = json!({"feild": "order_no", "label": "单号 📦", "parent": "main_params"});
+        let mut out = Vec::new();
+        check(&value, &FIELD, "target.metadata.request[0]", &mut out);
+        assert_eq!(
+            out,
+            [(
+                "target.metadata.request[0].feild".to_string(),
+                "unknown key `feild`, did you mean `field`?".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -378,7 +378,7 @@ pub fn redact(app: &App, text: &str) -> String {
 fn endpoint(app: &App, connection: &str) -> Value {
     json!({
         "connection": connection,
-        "kind": app.connection(connection).map(|c| c.kind().as_str()),
+        "kind": app.connection(connection).map(|c| c.kind().name),
     })
 }
 

@@ -7,8 +7,8 @@
 //! - [`okki`]: OKKI CRM (client-credentials bearer token, department lookups).
 //! - [`kingdee`]: Kingdee cloud accounting (gateway signatures, app authorisation and token).
 //!
-//! [`open`] turns a connection from `ferry.toml` and a scheme's source metadata into a
-//! [`Source`]; the `ferry` binary calls it for every kind but `mysql`.
+//! Each vendor module's `open` turns its connection from `ferry.toml` and a scheme's source
+//! metadata into a [`Source`]; the `ferry` binary's registry calls it for the vendor's kind.
 
 pub mod dingtalk;
 pub mod jushuitan;
@@ -19,16 +19,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferry_core::FerryError;
-use ferry_core::config::Connection;
 use ferry_core::scheme::Metadata;
 use ferry_core::template::Context;
-use ferry_state::State;
 
 use serde_json::Value;
 
 use crate::Source;
 use crate::http::{
-    ApiSource, ApiSpec, Defaults, HttpClient, Plain, Reply, Request, Unsigned, Vendor, Verdict,
+    ApiSource, ApiSpec, Defaults, HttpClient, Reply, Request, Unsigned, Vendor, Verdict,
 };
 use crate::token::Token;
 
@@ -45,60 +43,6 @@ pub fn shared_client() -> Result<reqwest::Client, FerryError> {
         .build()
         .map_err(|e| FerryError::config(format!("cannot build the HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| client).clone())
-}
-
-/// Open the source of a scheme whose `source.connection` is `conn_name`, for one run.
-pub async fn open(
-    conn_name: &str,
-    connection: &Connection,
-    metadata: Arc<Metadata>,
-    ctx: Context<'static>,
-    state: State,
-    client: reqwest::Client,
-) -> Result<Box<dyn Source>, FerryError> {
-    let client_for = |timeout_secs: u64, rate: Option<u32>| {
-        HttpClient::new(
-            conn_name,
-            client.clone(),
-            state.clone(),
-            Duration::from_secs(timeout_secs),
-            rate,
-        )
-    };
-    match connection {
-        Connection::Http(conn) => {
-            let vendor = Arc::new(Plain::new(conn, &metadata)?);
-            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
-            api_source(
-                http,
-                vendor,
-                &conn.base_url,
-                &metadata,
-                Defaults::default(),
-                ctx,
-            )
-        }
-        Connection::DingTalk(conn) => {
-            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
-            dingtalk::open(conn_name, conn, http, metadata, ctx)
-        }
-        Connection::Jushuitan(conn) => {
-            let http = client_for(conn.timeout_secs, Some(conn.rate_per_sec));
-            jushuitan::open(conn_name, conn, http, metadata, ctx)
-        }
-        Connection::Okki(conn) => {
-            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
-            okki::open(conn_name, conn, http, metadata, ctx)
-        }
-        Connection::Kingdee(conn) => {
-            let http = client_for(conn.timeout_secs, conn.rate_per_sec);
-            kingdee::open(conn_name, conn, http, metadata, ctx)
-        }
-        other => Err(FerryError::config(format!(
-            "connection `{conn_name}`: a {} connection cannot be a source",
-            other.kind().as_str()
-        ))),
-    }
 }
 
 /// The shared paginator over `vendor`, with the record id taken from the metadata's `id`.

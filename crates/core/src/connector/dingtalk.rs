@@ -1,0 +1,55 @@
+//! `kind = "dingtalk"`: the DingTalk open API with an app's key and secret, as a source (Yida
+//! process instances); the access token is fetched and cached for every replica.
+
+use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, no_check};
+use super::{Kind, Opens, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
+use crate::config::read::{Report, TableReader};
+use crate::config::{Connection, Secret};
+
+/// The DingTalk open API (access tokens, Yida).
+pub const DINGTALK_BASE_URL: &str = "https://api.dingtalk.com";
+
+pub static KIND: Kind = Kind {
+    name: "dingtalk",
+    opens: Opens::Source,
+    rate_limited: true,
+    single_active_consumer: false,
+    writes: Writes::Nothing,
+    sql: false,
+    source_keys: API_SOURCE_KEYS,
+    target_keys: &[],
+    pagination_keys: API_PAGINATION_KEYS,
+    read: |r, report| Connection::DingTalk(DingTalkConnection::read(r, report)),
+    api: |_, api| api_path_under(api, &["v1.0/", "topapi/"], "v1.0/yida/processes/instances"),
+    check: no_check,
+    lint: no_lint,
+    lint_connection: no_connection_lint,
+};
+
+/// `kind = "dingtalk"`: the DingTalk open API with an app's key and secret (Yida process
+/// instances). The access token is fetched and cached until it expires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DingTalkConnection {
+    /// Default `https://api.dingtalk.com`.
+    pub base_url: String,
+    /// The app's AppKey. Required.
+    pub app_key: String,
+    /// The app's AppSecret. Required.
+    pub app_secret: Secret,
+    /// Per-request timeout in seconds (default 30).
+    pub timeout_secs: u64,
+    /// Most requests per second over every replica; absent means no limit.
+    pub rate_per_sec: Option<u32>,
+}
+
+impl DingTalkConnection {
+    pub(crate) fn read(r: &mut TableReader<'_>, report: &mut Report) -> Self {
+        DingTalkConnection {
+            base_url: r.string_or(report, "base_url", DINGTALK_BASE_URL),
+            app_key: r.string(report, "app_key"),
+            app_secret: r.secret(report, "app_secret"),
+            timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
+            rate_per_sec: opt_rate(r, report),
+        }
+    }
+}

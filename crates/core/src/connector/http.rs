@@ -1,0 +1,92 @@
+//! `kind = "http"`: any JSON API as a source; the scheme's `api` is a path under the
+//! connection's `base_url`. Also the keys every HTTP API source reads (the vendor kinds are HTTP
+//! sources with their own auth and defaults).
+
+use super::{Kind, Opens, Writes, no_connection_lint, no_lint, opt_rate};
+use crate::config::read::{Report, TableReader};
+use crate::config::{Connection, Secret};
+use crate::load::Role;
+use crate::scheme::Endpoint;
+use std::collections::BTreeMap;
+
+/// HTTP request timeout when a connection does not set `timeout_secs`.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Metadata keys every HTTP API source reads (`http` and the vendor kinds): how the request is
+/// sent, the run's window and cursor, and lookups.
+pub const API_SOURCE_KEYS: &[&str] = &[
+    "body_format",
+    "query_fields",
+    "json_text_fields",
+    "sync_overlap_secs",
+    "cursor_field",
+    "cursor_start",
+    "lookups",
+];
+
+/// `pagination` keys every HTTP API source reads.
+pub const API_PAGINATION_KEYS: &[&str] = &[
+    "start_page",
+    "cursor_at",
+    "cursor_param",
+    "has_next_at",
+    "total_at",
+    "short_page_ends",
+    "overlap_secs",
+];
+
+pub static KIND: Kind = Kind {
+    name: "http",
+    opens: Opens::Source,
+    rate_limited: true,
+    single_active_consumer: false,
+    writes: Writes::Nothing,
+    sql: false,
+    // The generic API also says where its answer's code is and which codes are fine.
+    source_keys: &[
+        "body_format",
+        "query_fields",
+        "json_text_fields",
+        "sync_overlap_secs",
+        "cursor_field",
+        "cursor_start",
+        "lookups",
+        "ok_codes",
+        "code_at",
+        "message_at",
+    ],
+    target_keys: &[],
+    pagination_keys: API_PAGINATION_KEYS,
+    read: |r, report| Connection::Http(HttpConnection::read(r, report)),
+    api: |_, _| Ok(()),
+    check: no_check,
+    lint: no_lint,
+    lint_connection: no_connection_lint,
+};
+
+/// A kind with no checks of its own beyond the api and the keys.
+pub(crate) fn no_check(_: &Endpoint, _: Role, _: &mut Vec<(String, String)>) {}
+
+/// `kind = "http"`: any JSON API; the scheme's `api` is a path under `base_url`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpConnection {
+    /// Scheme, host and optional path prefix (`https://api.example.com/v2`). Required.
+    pub base_url: String,
+    /// Headers sent with every request (`Authorization = "Bearer ${TOKEN}"`); values are secret.
+    pub headers: BTreeMap<String, Secret>,
+    /// Per-request timeout in seconds (default 30).
+    pub timeout_secs: u64,
+    /// Most requests per second; absent means no limit.
+    pub rate_per_sec: Option<u32>,
+}
+
+impl HttpConnection {
+    pub(crate) fn read(r: &mut TableReader<'_>, report: &mut Report) -> Self {
+        HttpConnection {
+            base_url: r.string(report, "base_url"),
+            headers: r.secret_map(report, "headers"),
+            timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
+            rate_per_sec: opt_rate(r, report),
+        }
+    }
+}
