@@ -108,6 +108,11 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// The name written in `kind = "..."`.
+    pub fn as_str(&self) -> &'static str {
+        self.name
+    }
+
     /// The metadata keys beyond the scheme model that this kind reads in `role`.
     pub fn keys(&self, role: Role) -> &'static [&'static str] {
         match role {
