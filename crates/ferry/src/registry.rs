@@ -54,12 +54,14 @@ pub struct Factories {
 pub fn factories(connection: &Connection) -> Factories {
     let (source, sink): (Option<SourceFactory>, Option<SinkFactory>) = match connection {
         Connection::Mysql(_) => (Some(mysql_source), Some(mysql_sink)),
-        Connection::Http(_) => (Some(http_source), None),
+        Connection::Http(_) => (Some(http_source), Some(http_sink)),
         Connection::DingTalk(_) => (Some(dingtalk_source), None),
         Connection::Jushuitan(_) => (Some(jushuitan_source), None),
         Connection::Okki(_) => (Some(okki_source), None),
         Connection::Kingdee(_) => (Some(kingdee_source), None),
         Connection::DingTalkRobot(_) => (None, Some(dingtalk_robot_sink)),
+        Connection::WeComRobot(_) => (None, Some(wecom_robot_sink)),
+        Connection::FeishuRobot(_) => (None, Some(feishu_robot_sink)),
         Connection::Noop => (None, Some(noop_sink)),
     };
     Factories { source, sink }
@@ -201,6 +203,81 @@ fn dingtalk_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn S
     })
 }
 
+fn http_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    Box::pin(async move {
+        let Connection::Http(conn) = o.connection else {
+            return Err(cannot_open(o.name, o.connection, Role::Target));
+        };
+        let sink = ferry_sinks::http::HttpSink::new(
+            o.name,
+            conn,
+            &o.scheme.scheme.target.metadata,
+            o.connections.state().clone(),
+            ferry_sinks::robot::http_client()?,
+            &o.scheme.scheme.name,
+        )?;
+        Ok(Arc::new(sink) as Arc<dyn Sink>)
+    })
+}
+
+fn wecom_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    Box::pin(async move {
+        let Connection::WeComRobot(conn) = o.connection else {
+            return Err(cannot_open(o.name, o.connection, Role::Target));
+        };
+        let settings = ferry_sinks::robot::RobotSettings {
+            connection: o.name,
+            format: conn.format.into(),
+            keyword: None,
+            per_minute: conn.per_minute,
+            timeout_secs: conn.timeout_secs,
+        };
+        let webhook = ferry_sinks::robot::WeComWebhook {
+            base_url: conn.base_url.clone(),
+            key: conn.key.clone(),
+        };
+        let sink = ferry_sinks::robot::RobotSink::wecom(
+            settings,
+            &webhook,
+            &o.scheme.scheme.target.metadata,
+            o.connections.state().clone(),
+            ferry_sinks::robot::http_client()?,
+            &o.scheme.scheme.name,
+        )?;
+        Ok(Arc::new(sink) as Arc<dyn Sink>)
+    })
+}
+
+fn feishu_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    Box::pin(async move {
+        let Connection::FeishuRobot(conn) = o.connection else {
+            return Err(cannot_open(o.name, o.connection, Role::Target));
+        };
+        let settings = ferry_sinks::robot::RobotSettings {
+            connection: o.name,
+            format: conn.format.into(),
+            keyword: conn.keyword.clone(),
+            per_minute: conn.per_minute,
+            timeout_secs: conn.timeout_secs,
+        };
+        let webhook = ferry_sinks::robot::FeishuWebhook {
+            base_url: conn.base_url.clone(),
+            token: conn.token.clone(),
+            secret: conn.secret.clone(),
+            per_second: conn.per_second,
+        };
+        let sink = ferry_sinks::robot::RobotSink::feishu(
+            settings,
+            &webhook,
+            &o.scheme.scheme.target.metadata,
+            o.connections.state().clone(),
+            ferry_sinks::robot::http_client()?,
+            &o.scheme.scheme.name,
+        )?;
+        Ok(Arc::new(sink) as Arc<dyn Sink>)
+    })
+}
+
 fn noop_sink<'a>(_: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
     Box::pin(async { Ok(Arc::new(ferry_sinks::noop::NoopSink) as Arc<dyn Sink>) })
 }
@@ -248,6 +325,13 @@ mod tests {
             client_id = "c"
             client_secret = "s"
             outer_instance_id = "i"
+            [connections.wecom_robot]
+            kind = "wecom_robot"
+            key = "k"
+            [connections.feishu_robot]
+            kind = "feishu_robot"
+            token = "t"
+            secret = "s"
             [connections.noop]
             kind = "noop"
         "#;

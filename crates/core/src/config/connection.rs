@@ -8,8 +8,9 @@
 
 use super::read::{Report, TableReader};
 use crate::connector::{
-    DingTalkConnection, DingTalkRobotConnection, HTTP_SCHEMES, HttpConnection, JushuitanConnection,
-    Kind, KingdeeConnection, MysqlConnection, OkkiConnection, kind_named, supported_kinds,
+    DingTalkConnection, DingTalkRobotConnection, FeishuRobotConnection, HTTP_SCHEMES,
+    HttpConnection, JushuitanConnection, Kind, KingdeeConnection, MysqlConnection, OkkiConnection,
+    WeComRobotConnection, kind_named, supported_kinds,
 };
 
 /// One `[connections.<name>]` table, by `kind`.
@@ -23,6 +24,10 @@ pub enum Connection {
     DingTalk(DingTalkConnection),
     /// `kind = "dingtalk_robot"`
     DingTalkRobot(DingTalkRobotConnection),
+    /// `kind = "wecom_robot"`
+    WeComRobot(WeComRobotConnection),
+    /// `kind = "feishu_robot"`
+    FeishuRobot(FeishuRobotConnection),
     /// `kind = "jushuitan"`
     Jushuitan(JushuitanConnection),
     /// `kind = "okki"`
@@ -42,6 +47,8 @@ impl Connection {
             Connection::Http(_) => &c::http::KIND,
             Connection::DingTalk(_) => &c::dingtalk::KIND,
             Connection::DingTalkRobot(_) => &c::dingtalk_robot::KIND,
+            Connection::WeComRobot(_) => &c::wecom_robot::KIND,
+            Connection::FeishuRobot(_) => &c::feishu_robot::KIND,
             Connection::Jushuitan(_) => &c::jushuitan::KIND,
             Connection::Okki(_) => &c::okki::KIND,
             Connection::Kingdee(_) => &c::kingdee::KIND,
@@ -55,6 +62,8 @@ impl Connection {
             Connection::Http(c) => Some(&c.base_url),
             Connection::DingTalk(c) => Some(&c.base_url),
             Connection::DingTalkRobot(c) => Some(&c.base_url),
+            Connection::WeComRobot(c) => Some(&c.base_url),
+            Connection::FeishuRobot(c) => Some(&c.base_url),
             Connection::Jushuitan(c) => Some(&c.base_url),
             Connection::Okki(c) => Some(&c.base_url),
             Connection::Kingdee(c) => Some(&c.base_url),

@@ -30,8 +30,9 @@ pub use crate::connector::jushuitan::JUSHUITAN_RATE_PER_SEC;
 pub use crate::connector::mysql::DEFAULT_MAX_CONNECTIONS;
 pub use crate::connector::okki::OKKI_DEFAULT_SCOPE;
 pub use crate::connector::{
-    DingTalkConnection, DingTalkRobotConnection, HttpConnection, JushuitanConnection,
-    KingdeeConnection, MysqlConnection, OkkiConnection, RobotFormat,
+    DingTalkConnection, DingTalkRobotConnection, FeishuRobotConnection, HttpConnection,
+    JushuitanConnection, KingdeeConnection, MysqlConnection, OkkiConnection, RobotFormat,
+    WeComRobotConnection,
 };
 pub use console::{
     ConsoleConfig, DEFAULT_CONSOLE_LISTEN, DEFAULT_JAEGER_URL, MIN_CONSOLE_SECRET_LEN,

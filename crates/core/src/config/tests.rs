@@ -166,7 +166,7 @@ whatever = 1
             "ferry.toml: connections.notify.access_token: missing required key",
             "ferry.toml: connections.notify.secrt: unknown field `secrt`, expected one of `kind`, `base_url`, `access_token`, `secret`, `keyword`, `per_minute`, `format`, `timeout_secs`",
             "ferry.toml: connections.notify.per_minute: must be between 1 and 20, found 30",
-            "ferry.toml: connections.bad.kind: unknown connection kind `mysq`, expected one of `mysql`, `http`, `dingtalk`, `dingtalk_robot`, `jushuitan`, `okki`, `kingdee`, `noop`",
+            "ferry.toml: connections.bad.kind: unknown connection kind `mysq`, expected one of `mysql`, `http`, `dingtalk`, `dingtalk_robot`, `wecom_robot`, `feishu_robot`, `jushuitan`, `okki`, `kingdee`, `noop`",
             // No [state] table at all: reported after everything that is written.
             "ferry.toml: state.url: missing required key",
         ]

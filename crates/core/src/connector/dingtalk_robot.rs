@@ -4,7 +4,7 @@
 //! record that comes again is not pushed twice.
 
 use super::http::{DEFAULT_TIMEOUT_SECS, no_check};
-use super::{Kind, Opens, Writes, api_one_of};
+use super::{Kind, Opens, ROBOT_TARGET_KEYS, Writes, api_one_of};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
 use crate::load::Role;
@@ -23,16 +23,7 @@ pub static KIND: Kind = Kind {
     writes: Writes::Ledger,
     sql: false,
     source_keys: &[],
-    target_keys: &[
-        "format",
-        "message_template",
-        "at_mobiles",
-        "at_all",
-        "update_mark",
-        "repeat_mark",
-        "window_secs",
-        "throttle_retries",
-    ],
+    target_keys: ROBOT_TARGET_KEYS,
     pagination_keys: &[],
     read: |r, report| Connection::DingTalkRobot(DingTalkRobotConnection::read(r, report)),
     api: |role, api| api_one_of(api, role, &["DingTalkRoBotPush"]),
@@ -77,6 +68,8 @@ pub enum RobotFormat {
     Markdown,
     /// `text {content}`: plain text.
     Text,
+    /// Feishu's rich text (`post`): a title and lines of text elements.
+    Post,
 }
 
 /// `kind = "dingtalk_robot"`: a DingTalk custom group robot (target `DingTalkRoBotPush`).

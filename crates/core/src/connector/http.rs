@@ -1,5 +1,7 @@
-//! `kind = "http"`: any JSON API as a source; the scheme's `api` is a path under the
-//! connection's `base_url`. Also the keys every HTTP API source reads (the vendor kinds are HTTP
+//! `kind = "http"`: any JSON API as a source or a target; the scheme's `api` is a path under the
+//! connection's `base_url`. As a target, records are posted (or put) one at a time or in
+//! batches, success decided by the status and a JSON pointer, vendor codes classed by the
+//! target's keys, and `idCheck` puts it on the delivery ledger. Also the keys every HTTP API source reads (the vendor kinds are HTTP
 //! sources with their own auth and defaults).
 
 use super::{Kind, Opens, Writes, no_connection_lint, no_lint, opt_rate};
@@ -37,10 +39,10 @@ pub const API_PAGINATION_KEYS: &[&str] = &[
 
 pub static KIND: Kind = Kind {
     name: "http",
-    opens: Opens::Source,
+    opens: Opens::Both,
     rate_limited: true,
     single_active_consumer: false,
-    writes: Writes::Nothing,
+    writes: Writes::Ledger,
     sql: false,
     // The generic API also says where its answer's code is and which codes are fine.
     source_keys: &[
@@ -55,14 +57,40 @@ pub static KIND: Kind = Kind {
         "code_at",
         "message_at",
     ],
-    target_keys: &[],
+    // What the target reads beyond `api`, `method`, `batch_size` and `idCheck`.
+    target_keys: &[
+        "body_format",
+        "success_pointer",
+        "success_value",
+        "message_pointer",
+        "throttle_codes",
+        "transient_codes",
+        "record_codes",
+        "config_codes",
+        "other_codes",
+        "throttle_retries",
+        "throttle_wait_secs",
+    ],
     pagination_keys: API_PAGINATION_KEYS,
     read: |r, report| Connection::Http(HttpConnection::read(r, report)),
-    api: |_, _| Ok(()),
+    api,
     check: no_check,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };
+
+/// A source may call any path; a target's `api` must be a path under the connection's
+/// `base_url` (and a method it sends).
+fn api(role: Role, api: &str) -> Result<(), String> {
+    let path = api.trim();
+    if role == Role::Target && (path.is_empty() || path.contains("://") || path.starts_with("//")) {
+        return Err(format!(
+            "does not take api `{api}` as a target: it must be a path under the connection's \
+             base_url (such as `/v1/orders`)"
+        ));
+    }
+    Ok(())
+}
 
 /// A kind with no checks of its own beyond the api and the keys.
 pub(crate) fn no_check(_: &Endpoint, _: Role, _: &mut Vec<(String, String)>) {}

@@ -26,12 +26,14 @@
 
 pub mod dingtalk;
 pub mod dingtalk_robot;
+pub mod feishu_robot;
 pub mod http;
 pub mod jushuitan;
 pub mod kingdee;
 pub mod mysql;
 pub mod noop;
 pub mod okki;
+pub mod wecom_robot;
 
 use std::fmt;
 
@@ -45,20 +47,24 @@ use crate::template::closest;
 
 pub use dingtalk::DingTalkConnection;
 pub use dingtalk_robot::{DingTalkRobotConnection, RobotFormat};
+pub use feishu_robot::FeishuRobotConnection;
 pub use http::HttpConnection;
 pub use jushuitan::JushuitanConnection;
 pub use kingdee::KingdeeConnection;
 pub use mysql::MysqlConnection;
 pub use okki::OkkiConnection;
+pub use wecom_robot::WeComRobotConnection;
 
 /// Every kind this build knows, in the order the documentation lists them: the one place that
 /// names them all.
 pub fn supported_kinds() -> &'static [&'static Kind] {
-    static KINDS: [&Kind; 8] = [
+    static KINDS: [&Kind; 10] = [
         &mysql::KIND,
         &http::KIND,
         &dingtalk::KIND,
         &dingtalk_robot::KIND,
+        &wecom_robot::KIND,
+        &feishu_robot::KIND,
         &jushuitan::KIND,
         &okki::KIND,
         &kingdee::KIND,
@@ -66,6 +72,20 @@ pub fn supported_kinds() -> &'static [&'static Kind] {
     ];
     &KINDS
 }
+
+/// Metadata keys every chat-group robot target reads (the write flow shared by the DingTalk,
+/// WeCom and Feishu robots).
+pub const ROBOT_TARGET_KEYS: &[&str] = &[
+    "format",
+    "message_template",
+    "at_mobiles",
+    "at_user_ids",
+    "at_all",
+    "update_mark",
+    "repeat_mark",
+    "window_secs",
+    "throttle_retries",
+];
 
 /// The kind written `name` in `kind = "..."`, if there is one.
 pub fn kind_named(name: &str) -> Option<&'static Kind> {
@@ -282,6 +302,8 @@ mod tests {
                 "http",
                 "dingtalk",
                 "dingtalk_robot",
+                "wecom_robot",
+                "feishu_robot",
                 "jushuitan",
                 "okki",
                 "kingdee",

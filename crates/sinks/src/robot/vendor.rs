@@ -50,6 +50,7 @@ impl From<RobotFormat> for Format {
         match format {
             RobotFormat::Markdown => Format::Markdown,
             RobotFormat::Text => Format::Text,
+            RobotFormat::Post => Format::Post,
         }
     }
 }
