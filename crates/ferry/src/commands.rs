@@ -567,10 +567,10 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
     }
     // Values the scheme took from the environment (tokens) are shown as `***`.
     println!("{}", scheme.redact(&serde_json::to_string_pretty(&out)?));
-    if matches!(
-        app.connection(&scheme.scheme.source.connection),
-        Some(Connection::Mysql(_))
-    ) && let Some(note) = ferry_sources::mysql::planned_paging(&scheme.scheme.source.metadata)
+    if app
+        .connection(&scheme.scheme.source.connection)
+        .is_some_and(|c| c.kind().sql)
+        && let Some(note) = ferry_sources::mysql::planned_paging(&scheme.scheme.source.metadata)
     {
         eprintln!("{}", scheme.redact(&note));
     }
