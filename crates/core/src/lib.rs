@@ -12,7 +12,8 @@
 //! - [`connector`]: one module per connection kind (its config, keys, checks, traits) and the
 //!   one list of kinds.
 //! - [`lint`]: the risky-but-legal things `ferry lint` warns about.
-//! - [`load`]: reads `ferry.toml` and every scheme file, checked against each other.
+//! - [`files`]: reads `ferry.toml` and every scheme file, checked against each other (named
+//!   apart from `load`, which is the loader role only).
 //! - [`problem`]: a configuration problem with its file and key path, as `ferry lint` prints it.
 //! - [`sign`]: the vendor request signatures (DingTalk robot, Jushuitan, Kingdee).
 //! - [`template`]: value templates (`{field}`, `{{a.b}}`, `{{CURRENT_TIME|datetime}}`, ...).
@@ -28,9 +29,9 @@ pub mod connector;
 pub mod convert;
 pub mod error;
 pub mod expr;
+pub mod files;
 pub mod identity;
 pub mod lint;
-pub mod load;
 pub mod mapping;
 pub mod paging;
 pub mod probe;

@@ -1,8 +1,8 @@
-//! `ferry lint`: what is legal but risky in a loaded configuration, found without touching any
+//! `ferry lint`: what is legal but risky in a checked configuration, found without touching any
 //! service.
 //!
-//! [`crate::load::load`] already refused what cannot work (its problems are lint errors too);
-//! [`lint`] looks at a config that loads and warns about what can lose, repeat or leak data:
+//! [`crate::files::read`] already refused what cannot work (its problems are lint errors too);
+//! [`lint`] looks at a config that reads without errors and warns about what can lose, repeat or leak data:
 //! `idCheck` with no record id, a target that writes a record twice when it comes back, a
 //! platform marker that disagrees with the endpoint, pasted metadata keys that Ferry keeps but
 //! does not use, and each kind's own warnings ([`crate::connector::Kind`]: offset pagination and
@@ -11,27 +11,27 @@
 
 use crate::config::Connection;
 use crate::connector::{Writes, supported_kinds};
-use crate::load::{Loaded, Role};
+use crate::files::{Files, Role};
 use crate::problem::Problem;
 use crate::scheme::{Endpoint, Scheme};
 
 pub use crate::connector::mysql::{KEYSET_PARAM, OFFSET_PAGINATION_WARNING, sql_binds};
 
-/// Every warning about `loaded`, config first, then schemes by name.
-pub fn lint(loaded: &Loaded) -> Vec<Problem> {
+/// Every warning about `files`, config first, then schemes by name.
+pub fn lint(files: &Files) -> Vec<Problem> {
     let mut out = Vec::new();
-    let config_file = loaded.config_name();
-    if loaded.schemes.is_empty() {
+    let config_file = files.config_name();
+    if files.schemes.is_empty() {
         out.push(Problem::warning(
             &config_file,
             "schemes",
             format!(
                 "no scheme file matches `{}`, so Ferry has nothing to run",
-                loaded.config.schemes
+                files.config.schemes
             ),
         ));
     }
-    for (name, connection) in &loaded.config.connections {
+    for (name, connection) in &files.config.connections {
         for message in (connection.kind().lint_connection)(connection) {
             out.push(Problem::warning(
                 &config_file,
@@ -40,17 +40,17 @@ pub fn lint(loaded: &Loaded) -> Vec<Problem> {
             ));
         }
     }
-    for loaded_scheme in &loaded.schemes {
-        let file = loaded.display_name(&loaded_scheme.file);
+    for scheme_file in &files.schemes {
+        let file = files.display_name(&scheme_file.file);
         let mut warn = |path: String, message: String| {
             out.push(Problem::warning(&file, path, message));
         };
-        lint_scheme(loaded, &loaded_scheme.scheme, &mut warn);
+        lint_scheme(files, &scheme_file.scheme, &mut warn);
     }
     out
 }
 
-fn lint_scheme(loaded: &Loaded, scheme: &Scheme, warn: &mut dyn FnMut(String, String)) {
+fn lint_scheme(files: &Files, scheme: &Scheme, warn: &mut dyn FnMut(String, String)) {
     let source = &scheme.source.metadata;
     if (source.id_check || scheme.target.metadata.id_check) && source.id.is_none() {
         warn(
@@ -60,7 +60,7 @@ fn lint_scheme(loaded: &Loaded, scheme: &Scheme, warn: &mut dyn FnMut(String, St
                 .into(),
         );
     }
-    if let Some(message) = duplicate_risk(loaded, &scheme.target) {
+    if let Some(message) = duplicate_risk(files, &scheme.target) {
         warn("target.metadata.idCheck".into(), message);
     }
     for (endpoint, role) in [
@@ -68,9 +68,7 @@ fn lint_scheme(loaded: &Loaded, scheme: &Scheme, warn: &mut dyn FnMut(String, St
         (&scheme.target, Role::Target),
     ] {
         let at = |key: &str| format!("{}.{key}", role.as_str());
-        let kind = loaded
-            .connection(&endpoint.connection)
-            .map(Connection::kind);
+        let kind = files.connection(&endpoint.connection).map(Connection::kind);
         if let Some(kind) = kind {
             (kind.lint)(endpoint, role, warn);
         }
@@ -126,12 +124,12 @@ fn lint_scheme(loaded: &Loaded, scheme: &Scheme, warn: &mut dyn FnMut(String, St
 
 /// Why a target without `idCheck` would write a record twice when it comes back (a retry, a
 /// replay, the next run over the same window), if it would.
-fn duplicate_risk(loaded: &Loaded, target: &Endpoint) -> Option<String> {
+fn duplicate_risk(files: &Files, target: &Endpoint) -> Option<String> {
     let meta = &target.metadata;
     if meta.id_check {
         return None;
     }
-    match loaded.connection(&target.connection)?.kind().writes {
+    match files.connection(&target.connection)?.kind().writes {
         Writes::Ledger => Some(
             "`idCheck` is off: a record that comes back (a retry, a replay, the next run) is \
              pushed to the group again; set `idCheck: true` so the ledger skips what was pushed"

@@ -8,19 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ferry_core::files::read;
 use ferry_core::lint::lint;
-use ferry_core::load::load;
 use ferry_core::problem::has_errors;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// What `ferry lint` prints for `config`: the load errors, or the lint warnings.
+/// What `ferry lint` prints for `config`: the read errors, or the lint warnings.
 fn lint_lines(config: &Path, env: &BTreeMap<String, String>) -> Vec<String> {
     let lookup = |name: &str| env.get(name).cloned();
-    let problems = match load(config, &lookup) {
-        Ok(loaded) => lint(&loaded),
+    let problems = match read(config, &lookup) {
+        Ok(files) => lint(&files),
         Err(problems) => problems,
     };
     problems.iter().map(ToString::to_string).collect()
@@ -76,7 +76,7 @@ fn every_fixture_reports_exactly_its_expected_problems() {
 #[test]
 fn shipped_config_loads_and_lints_clean_with_no_environment() {
     let config = workspace_root().join("config/ferry.toml");
-    let loaded = load(&config, &|_| None).unwrap_or_else(|problems| {
+    let files = read(&config, &|_| None).unwrap_or_else(|problems| {
         panic!(
             "{}",
             problems
@@ -86,7 +86,7 @@ fn shipped_config_loads_and_lints_clean_with_no_environment() {
                 .join("\n")
         )
     });
-    let names: Vec<&str> = loaded
+    let names: Vec<&str> = files
         .schemes
         .iter()
         .map(|s| s.scheme.name.as_str())
@@ -101,12 +101,12 @@ fn shipped_config_loads_and_lints_clean_with_no_environment() {
             "yida-refunds-to-mysql",
         ]
     );
-    let problems = lint(&loaded);
+    let problems = lint(&files);
     assert!(!has_errors(&problems));
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(lines, Vec::<String>::new());
     assert_eq!(
-        loaded.display_name(&loaded.scheme("okki-users").unwrap().file),
+        files.display_name(&files.scheme("okki-users").unwrap().file),
         "schemes/okki-users.json"
     );
 }
@@ -121,17 +121,17 @@ fn shipped_config_takes_its_hosts_and_secrets_from_the_environment() {
         "FERRY_AMQP_URL" => Some("amqp://ferry:s3cret@rabbitmq:5672/%2f".to_string()),
         _ => None,
     };
-    let loaded = load(&config, &env).unwrap();
-    let Some(Connection::DingTalkRobot(robot)) = loaded.connection("notify") else {
+    let files = read(&config, &env).unwrap();
+    let Some(Connection::DingTalkRobot(robot)) = files.connection("notify") else {
         panic!("notify is not a robot");
     };
     assert_eq!(robot.base_url, "http://sandbox:9180");
     assert_eq!(robot.secret.as_ref().unwrap().expose(), "SEC0123");
     assert_eq!(robot.access_token.expose(), "robot-sandbox-token");
     assert_eq!(
-        loaded.config.broker.url.to_string(),
+        files.config.broker.url.to_string(),
         "amqp://ferry:***@rabbitmq:5672/%2f"
     );
-    assert_eq!(loaded.config.broker.prefetch, 16);
-    assert_eq!(loaded.config.telemetry.otlp_endpoint, None);
+    assert_eq!(files.config.broker.prefetch, 16);
+    assert_eq!(files.config.telemetry.otlp_endpoint, None);
 }

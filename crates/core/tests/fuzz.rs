@@ -15,8 +15,8 @@ use ferry_core::config::FerryConfig;
 use ferry_core::config::env::substitute;
 use ferry_core::convert::{convert, parse_type_name};
 use ferry_core::expr;
+use ferry_core::files::read;
 use ferry_core::lint::lint;
-use ferry_core::load::load;
 use ferry_core::mapping::{Mapper, apply_format_response};
 use ferry_core::record::{as_bytes, bytes_text, bytes_value, value_text};
 use ferry_core::sql::{NamedSql, binds_for, split_insert};
@@ -504,7 +504,7 @@ proptest! {
     }
 }
 
-// ---------------------------------------------------------------- scheme files, loaded and linted
+// ---------------------------------------------------------------- scheme files, files and linted
 
 /// A copy of the shipped `config/` in a directory of its own, removed on drop.
 struct Dir(PathBuf);
@@ -567,8 +567,8 @@ fn replace_slot(value: &mut Value, n: &mut usize, with: &Value) -> bool {
 /// Load (and, when it loads, lint) the directory; then map records through every scheme, as
 /// `ferry transform` does.
 fn load_lint_and_map(dir: &Dir, records: &[Value]) {
-    let loaded = match load(&dir.0.join("ferry.toml"), &env) {
-        Ok(loaded) => loaded,
+    let files = match read(&dir.0.join("ferry.toml"), &env) {
+        Ok(files) => files,
         Err(problems) => {
             for problem in &problems {
                 let _ = problem.to_string();
@@ -576,9 +576,9 @@ fn load_lint_and_map(dir: &Dir, records: &[Value]) {
             return;
         }
     };
-    let _ = lint(&loaded);
-    for scheme in &loaded.schemes {
-        let tz = ferry_core::load::timezone(&scheme.scheme.timezone).unwrap_or(SH);
+    let _ = lint(&files);
+    for scheme in &files.schemes {
+        let tz = ferry_core::files::timezone(&scheme.scheme.timezone).unwrap_or(SH);
         let Ok(mapper) = Mapper::new(&scheme.scheme.target.metadata) else {
             continue;
         };
@@ -679,7 +679,7 @@ proptest! {
         src in text(),
     ) {
         for expr in [pieces.concat(), pieces.join(" "), src] {
-            if let Ok(cron) = ferry_core::load::schedule(&expr) {
+            if let Ok(cron) = ferry_core::files::schedule(&expr) {
                 // As the extract role asks it: the next run after now, in the scheme's zone.
                 let _ = cron.find_next_occurrence(&now(), false);
             }

@@ -1,4 +1,4 @@
-//! What every role starts from: the loaded configuration, the selected schemes, and handles on
+//! What every role starts from: the configuration as read and checked, the selected schemes, and handles on
 //! the broker and the state database, opened on demand.
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use ferry_bus::{Bus, Topology};
 use ferry_core::config::{Connection, FAILOVER_WAIT_SECS, node_urls};
-use ferry_core::load::{Loaded, LoadedScheme};
+use ferry_core::files::{Files, SchemeFile};
 use ferry_state::State;
 
 use crate::cli::SchemeFilter;
@@ -16,18 +16,18 @@ use crate::cli::SchemeFilter;
 pub const MAX_ATTEMPTS: u32 = 6;
 
 pub struct App {
-    pub loaded: Arc<Loaded>,
+    pub files: Arc<Files>,
     /// The broker node URL(s), comma-separated when several (`FERRY_AMQP_URL` or `[broker]`).
     pub amqp_url: String,
     pub state_url: String,
 }
 
 impl App {
-    /// Load and validate the configuration; problems are printed one per line.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<App> {
+    /// Read and check the configuration files; problems are printed one per line.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<App> {
         let env = |name: &str| std::env::var(name).ok();
-        let loaded = match ferry_core::load::load(path, &env) {
-            Ok(loaded) => loaded,
+        let files = match ferry_core::files::read(path, &env) {
+            Ok(files) => files,
             Err(problems) => {
                 for p in &problems {
                     eprintln!("{p}");
@@ -41,28 +41,28 @@ impl App {
         };
         // Explicit environment beats the file, so one image serves every deployment.
         let amqp_url =
-            env("FERRY_AMQP_URL").unwrap_or_else(|| loaded.config.broker.url.expose().to_string());
+            env("FERRY_AMQP_URL").unwrap_or_else(|| files.config.broker.url.expose().to_string());
         let state_url =
-            env("FERRY_STATE_URL").unwrap_or_else(|| loaded.config.state.url.expose().to_string());
+            env("FERRY_STATE_URL").unwrap_or_else(|| files.config.state.url.expose().to_string());
         Ok(App {
-            loaded: Arc::new(loaded),
+            files: Arc::new(files),
             amqp_url,
             state_url,
         })
     }
 
     /// The schemes a command applies to: the named ones, or all.
-    pub fn schemes(&self, filter: &SchemeFilter) -> anyhow::Result<Vec<LoadedScheme>> {
+    pub fn schemes(&self, filter: &SchemeFilter) -> anyhow::Result<Vec<SchemeFile>> {
         if filter.schemes.is_empty() {
-            return Ok(self.loaded.schemes.clone());
+            return Ok(self.files.schemes.clone());
         }
         filter
             .schemes
             .iter()
             .map(|name| {
-                self.loaded.scheme(name).cloned().with_context(|| {
+                self.files.scheme(name).cloned().with_context(|| {
                     let known: Vec<&str> = self
-                        .loaded
+                        .files
                         .schemes
                         .iter()
                         .map(|s| s.scheme.name.as_str())
@@ -74,7 +74,7 @@ impl App {
     }
 
     pub fn connection(&self, name: &str) -> Option<&Connection> {
-        self.loaded.config.connections.get(name)
+        self.files.config.connections.get(name)
     }
 
     pub async fn state(&self) -> anyhow::Result<State> {
@@ -94,7 +94,7 @@ impl App {
     /// so that a role whose node died moves to another one within seconds.
     pub async fn bus_from(&self, role: &str, first_node: usize) -> anyhow::Result<Bus> {
         let nodes = node_urls(&self.amqp_url);
-        let mut recovery_wait = self.loaded.config.broker.recovery_wait_secs;
+        let mut recovery_wait = self.files.config.broker.recovery_wait_secs;
         if nodes.len() > 1 {
             recovery_wait = recovery_wait.min(FAILOVER_WAIT_SECS);
         }
@@ -111,8 +111,8 @@ impl App {
     /// The queues of a scheme: single active consumer on the load queue when the target's kind
     /// asks for one (a robot's per-minute limit), so the limit holds whatever the number of
     /// loader replicas.
-    pub fn topology(&self, scheme: &LoadedScheme) -> Topology {
-        let broker = &self.loaded.config.broker;
+    pub fn topology(&self, scheme: &SchemeFile) -> Topology {
+        let broker = &self.files.config.broker;
         let single_active_load = self
             .connection(&scheme.scheme.target.connection)
             .is_some_and(|c| c.kind().single_active_consumer);
@@ -132,7 +132,7 @@ impl App {
     }
 
     /// Declare the queues of every given scheme (idempotent).
-    pub async fn declare(&self, bus: &Bus, schemes: &[LoadedScheme]) -> anyhow::Result<()> {
+    pub async fn declare(&self, bus: &Bus, schemes: &[SchemeFile]) -> anyhow::Result<()> {
         for s in schemes {
             bus.declare(&s.scheme.name, &self.topology(s)).await?;
         }

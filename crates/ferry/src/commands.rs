@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use std::process::ExitCode;
 
 use ferry_bus::{DeadLetterAction, DeadLetterFilter, DeadLetterPass, Stage, Topology};
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_core::sql::{NamedSql, binds_for};
 use ferry_core::{ErrorClass, Record};
 use serde_json::{Value, json};
@@ -26,12 +26,12 @@ use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer, absent_note};
 /// checks run only when the offline ones found no error.
 pub async fn lint(config: &std::path::Path, args: &LintArgs) -> anyhow::Result<bool> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut problems = match ferry_core::load::load(config, &env) {
-        Ok(loaded) => ferry_core::lint::lint(&loaded),
+    let mut problems = match ferry_core::files::read(config, &env) {
+        Ok(files) => ferry_core::lint::lint(&files),
         Err(problems) => problems,
     };
     if args.online && !problems.iter().any(|p| p.is_error()) {
-        let app = Arc::new(App::load(config)?);
+        let app = Arc::new(App::read(config)?);
         let schemes = app.schemes(&args.filter)?;
         problems.extend(crate::online::check(app, &schemes).await?);
     }
@@ -118,7 +118,7 @@ pub async fn discard(app: Arc<App>, args: DiscardArgs) -> anyhow::Result<()> {
 /// stage.
 async fn take_dead_letters(app: Arc<App>, request: DeadLetterRequest) -> anyhow::Result<()> {
     let scheme = app
-        .loaded
+        .files
         .scheme(&request.scheme)
         .cloned()
         .with_context(|| format!("no scheme named `{}`", request.scheme))?;
@@ -183,7 +183,7 @@ async fn take_dead_letters(app: Arc<App>, request: DeadLetterRequest) -> anyhow:
 
 /// `ferry teardown`.
 pub async fn teardown(app: Arc<App>, args: TeardownArgs) -> anyhow::Result<ExitCode> {
-    let broker = &app.loaded.config.broker;
+    let broker = &app.files.config.broker;
     // The buckets configured now and the default ones: a retired scheme may predate a change.
     let mut delays = broker.retry_delays_secs.clone();
     delays.extend(ferry_bus::topology::DEFAULT_RETRY_DELAYS_SECS);
@@ -222,7 +222,7 @@ pub async fn teardown(app: Arc<App>, args: TeardownArgs) -> anyhow::Result<ExitC
                 String::new()
             }
         );
-        if app.loaded.scheme(name).is_some() {
+        if app.files.scheme(name).is_some() {
             println!(
                 "{name}: the scheme is still in the configuration: the next role that starts for \
                  it declares its queues again; remove its file to retire it"
@@ -482,9 +482,9 @@ fn audit_line(a: &Value) -> String {
 
 /// `ferry preview`: what the target would receive for sample source records, as JSON.
 pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bool> {
-    let app = App::load(config)?;
+    let app = App::read(config)?;
     let scheme = app
-        .loaded
+        .files
         .scheme(&args.scheme)
         .cloned()
         .with_context(|| format!("no scheme named `{}`", args.scheme))?;
@@ -595,7 +595,7 @@ pub async fn sandbox(
 
 /// `--restart`: forget where each scheme's unfinished run stopped, so its extraction starts from
 /// the beginning; the run is marked failed, saying so.
-pub async fn discard_unfinished(app: &App, schemes: &[LoadedScheme]) -> anyhow::Result<()> {
+pub async fn discard_unfinished(app: &App, schemes: &[SchemeFile]) -> anyhow::Result<()> {
     let state = app.state().await?;
     for scheme in schemes {
         let name = &scheme.scheme.name;

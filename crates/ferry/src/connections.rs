@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use ferry_core::FerryError;
 use ferry_core::config::Connection;
-use ferry_core::load::{LoadedScheme, Role};
+use ferry_core::files::{Role, SchemeFile};
 use ferry_core::template::Context;
 use ferry_sinks::Sink;
 use ferry_sources::Source;
@@ -96,7 +96,7 @@ impl Connections {
     /// clocks is logged once per connection, with both values.
     pub async fn source_clock(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
     ) -> Result<Option<SourceClock>, FerryError> {
         let name = &scheme.scheme.source.connection;
         let Connection::Mysql(_) = self.connection(name)? else {
@@ -193,7 +193,7 @@ impl Connections {
     /// interrupted run after the page that saved it.
     pub async fn open_source(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         ctx: Context<'static>,
         cursor: Option<&Value>,
     ) -> Result<Box<dyn Source>, FerryError> {
@@ -216,7 +216,7 @@ impl Connections {
     }
 
     /// Open the scheme's target, through its kind's factory.
-    pub async fn open_sink(&self, scheme: &LoadedScheme) -> Result<Arc<dyn Sink>, FerryError> {
+    pub async fn open_sink(&self, scheme: &SchemeFile) -> Result<Arc<dyn Sink>, FerryError> {
         let name = &scheme.scheme.target.connection;
         let connection = self.connection(name)?;
         let factory = registry::factories(connection)

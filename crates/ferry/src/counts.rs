@@ -4,14 +4,14 @@
 
 use ferry_core::config::Connection;
 use ferry_core::connector::Writes;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_core::write::{OnDuplicate, write_sql};
 use ferry_state::Counts;
 
 use crate::app::App;
 
 /// The outcomes always shown for `scheme`'s target.
-pub fn always_shown(app: &App, scheme: &LoadedScheme) -> Vec<&'static str> {
+pub fn always_shown(app: &App, scheme: &SchemeFile) -> Vec<&'static str> {
     let target = &scheme.scheme.target;
     let mut names = match app
         .connection(&target.connection)

@@ -95,8 +95,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return result.map(|()| ExitCode::SUCCESS);
     }
 
-    let app = Arc::new(App::load(&cli.config)?);
-    let telemetry_cfg = &app.loaded.config.telemetry;
+    let app = Arc::new(App::read(&cli.config)?);
+    let telemetry_cfg = &app.files.config.telemetry;
     let quiet = matches!(
         cli.command,
         Command::Status(_) | Command::Replay(_) | Command::Discard(_) | Command::Teardown(_)

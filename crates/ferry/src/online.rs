@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use chrono_tz::Tz;
 use ferry_core::Record;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_core::mapping::placeholders_of;
 use ferry_core::probe::{TableName, id_is_unique, missing_columns, read_table, written_columns};
 use ferry_core::problem::Problem;
@@ -32,12 +32,12 @@ use crate::connections::Connections;
 use crate::roles::transform::{DEFAULT_LOAD_BATCH, Transformer};
 
 /// Every problem the live services show in `schemes`.
-pub async fn check(app: Arc<App>, schemes: &[LoadedScheme]) -> anyhow::Result<Vec<Problem>> {
+pub async fn check(app: Arc<App>, schemes: &[SchemeFile]) -> anyhow::Result<Vec<Problem>> {
     let state = app.state().await?;
     let connections = Connections::new(Arc::clone(&app), state);
     let mut out = Vec::new();
     for scheme in schemes {
-        let file = app.loaded.display_name(&scheme.file);
+        let file = app.files.display_name(&scheme.file);
         let mut found = Vec::new();
         sample_placeholders(&connections, scheme, &mut found).await;
         target_columns(&app, &connections, scheme, &mut found).await;
@@ -58,7 +58,7 @@ pub async fn check(app: Arc<App>, schemes: &[LoadedScheme]) -> anyhow::Result<Ve
 type Found = Vec<(bool, String, String)>;
 
 /// Step 1: placeholders no fetched record has.
-async fn sample_placeholders(connections: &Connections, scheme: &LoadedScheme, out: &mut Found) {
+async fn sample_placeholders(connections: &Connections, scheme: &SchemeFile, out: &mut Found) {
     let source = &scheme.scheme.source;
     let Ok(tz) = scheme.scheme.timezone.parse::<Tz>() else {
         return; // refused offline already
@@ -222,7 +222,7 @@ fn listed(names: &[String]) -> String {
 async fn target_columns(
     app: &App,
     connections: &Connections,
-    scheme: &LoadedScheme,
+    scheme: &SchemeFile,
     out: &mut Found,
 ) {
     let target = &scheme.scheme.target;
@@ -276,7 +276,7 @@ async fn target_columns(
 async fn source_id_unique(
     app: &App,
     connections: &Connections,
-    scheme: &LoadedScheme,
+    scheme: &SchemeFile,
     out: &mut Found,
 ) {
     let source = &scheme.scheme.source;

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 
 use ferry_core::FerryError;
 use ferry_core::config::Connection;
-use ferry_core::load::{LoadedScheme, Role};
+use ferry_core::files::{Role, SchemeFile};
 use ferry_core::template::Context;
 use ferry_sinks::Sink;
 use ferry_sources::Source;
@@ -31,7 +31,7 @@ pub struct Opening<'a> {
     /// The connection's name in `ferry.toml`.
     pub name: &'a str,
     pub connection: &'a Connection,
-    pub scheme: &'a LoadedScheme,
+    pub scheme: &'a SchemeFile,
 }
 
 /// Opens the scheme's source for one run, from the run's template context.

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, FixedOffset};
 use ferry_core::config::Connection;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_core::mapping::record_id;
 use ferry_core::{Envelope, FerryError, Record};
 use serde_json::{Map, Value, json};
@@ -102,9 +102,9 @@ struct Tally {
 
 /// `ferry test`: true when every case passed (and there was at least one).
 pub fn run(config: &Path, args: TestArgs) -> anyhow::Result<bool> {
-    let app = App::load(config)?;
+    let app = App::read(config)?;
     let schemes = app.schemes(&args.filter)?;
-    let dir = app.loaded.dir.clone();
+    let dir = app.files.dir.clone();
     let shown = |path: &Path| -> String {
         path.strip_prefix(&dir)
             .unwrap_or(path)
@@ -113,7 +113,7 @@ pub fn run(config: &Path, args: TestArgs) -> anyhow::Result<bool> {
     };
     let mut tally = Tally::default();
     if args.filter.schemes.is_empty() {
-        for orphan in orphan_test_files(&app.loaded.schemes) {
+        for orphan in orphan_test_files(&app.files.schemes) {
             tally.malformed += 1;
             eprintln!(
                 "{}: no scheme file `{}` beside its `{TEST_DIR}/` folder; rename the test file \
@@ -195,7 +195,7 @@ fn scheme_file_of(test_file: &Path) -> Option<PathBuf> {
 }
 
 /// Test files in the `tests/` folders beside the scheme files that belong to no scheme file.
-fn orphan_test_files(schemes: &[LoadedScheme]) -> Vec<PathBuf> {
+fn orphan_test_files(schemes: &[SchemeFile]) -> Vec<PathBuf> {
     let dirs: BTreeSet<PathBuf> = schemes
         .iter()
         .filter_map(|s| Some(s.file.parent()?.join(TEST_DIR)))
@@ -218,7 +218,7 @@ fn orphan_test_files(schemes: &[LoadedScheme]) -> Vec<PathBuf> {
 }
 
 /// What the scheme's target is sent, from its connection's kind.
-fn sent_by(app: &App, scheme: &LoadedScheme) -> Result<Sent, String> {
+fn sent_by(app: &App, scheme: &SchemeFile) -> Result<Sent, String> {
     let name = &scheme.scheme.target.connection;
     match app.connection(name) {
         Some(Connection::Mysql(_)) => Ok(Sent::Statements),
@@ -435,7 +435,7 @@ fn list(keys: &[&str]) -> String {
 /// case (what came out), to be written back.
 fn run_file(
     app: &App,
-    scheme: &LoadedScheme,
+    scheme: &SchemeFile,
     sent: Sent,
     file: &TestFile,
     update: bool,
@@ -481,7 +481,7 @@ fn indent(text: &str, by: &str) -> String {
 /// `messages`, `errors`. `Err` when the scheme stops on a configuration error.
 fn run_case(
     app: &App,
-    scheme: &LoadedScheme,
+    scheme: &SchemeFile,
     transformer: &Transformer,
     case: &Case,
 ) -> Result<Map<String, Value>, String> {

@@ -7,7 +7,7 @@
 //! 3. read each section through a [`read::TableReader`], which reports missing, mistyped and
 //!    unknown keys (`connections.notify.secrt: unknown field ...`).
 //!
-//! Scheme files are found through [`FerryConfig::schemes`] and read by [`crate::load`].
+//! Scheme files are found through [`FerryConfig::schemes`] and read by [`crate::files`].
 
 mod connection;
 mod console;

@@ -8,7 +8,7 @@ use super::http::{DEFAULT_TIMEOUT_SECS, no_check};
 use super::{Kind, Opens, ROBOT_TARGET_KEYS, RobotFormat, Writes, api_one_of};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::load::Role;
+use crate::files::Role;
 use crate::scheme::Endpoint;
 
 /// The Feishu open platform host.

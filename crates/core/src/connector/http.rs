@@ -7,7 +7,7 @@
 use super::{Kind, Opens, Writes, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::load::Role;
+use crate::files::Role;
 use crate::scheme::Endpoint;
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@ use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS};
 use super::{Kind, Opens, Writes, api_path_under, no_connection_lint, no_lint};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::load::Role;
+use crate::files::Role;
 use crate::scheme::Endpoint;
 
 /// Jushuitan refuses more than 5 requests a second (error 199).

@@ -9,7 +9,7 @@
 //!   `ferry lint` refuses a key one edit or two away from one of them ("did you mean") and warns
 //!   about the rest, which pasted seeds carry and Ferry keeps but ignores;
 //! - its `check`: the `api` values it offers and whatever else a scheme can get wrong for it,
-//!   as `path: message` problems ([`crate::load`] adds the file);
+//!   as `path: message` problems ([`crate::files`] adds the file);
 //! - what it opens (source, target or both) and its traits ([`Kind`]): rate limited, a single
 //!   active consumer on the load queue, how a target absorbs a record that comes twice.
 //!
@@ -41,7 +41,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Connection;
 use crate::config::read::{Report, TableReader};
-use crate::load::Role;
+use crate::files::Role;
 use crate::scheme::Endpoint;
 use crate::template::closest;
 

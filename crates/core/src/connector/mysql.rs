@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Kind, Opens, Writes, api_one_of, no_connection_lint};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::load::{BINLOG_API, Role};
+use crate::files::{BINLOG_API, Role};
 use crate::scheme::{Endpoint, Field};
 use crate::sql::NamedSql;
 
@@ -225,7 +225,7 @@ pub(crate) fn main_sql(other_request: &[Field]) -> Option<(usize, &str)> {
 }
 
 /// The `:name` parameters of `sql`, each once, in order of first use; none when the SQL does
-/// not parse (`load` reported that already).
+/// not parse (`files::read` reported that already).
 pub fn sql_binds(sql: &str) -> Vec<String> {
     let mut binds: Vec<String> = Vec::new();
     for name in NamedSql::parse(sql).map(|n| n.params).unwrap_or_default() {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use ferry_bus::{Bus, DeadLetterView, Stage};
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_state::{RunStatus, RunSummary, State};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -169,7 +169,7 @@ impl Links {
         let bus = self.bus().await;
         let state = self.state().await;
         let mut schemes = Vec::new();
-        for scheme in &self.app.loaded.schemes {
+        for scheme in &self.app.files.schemes {
             let name = scheme.scheme.name.clone();
             let queues = self.queues(bus.as_deref(), scheme).await;
             let last_run = match &state {
@@ -218,7 +218,7 @@ impl Links {
     }
 
     /// Waiting, retrying and dead-lettered messages and consumers of a scheme's queues.
-    async fn queues(&self, bus: Option<&Bus>, scheme: &LoadedScheme) -> Value {
+    async fn queues(&self, bus: Option<&Bus>, scheme: &SchemeFile) -> Value {
         let name = &scheme.scheme.name;
         let fresh = match bus {
             Some(bus) => match bus.queue_depths(name).await {
@@ -275,7 +275,7 @@ impl Links {
 
     /// A scheme's page: its runs (page `page`, from 0), the cursor, why it stopped, its lint
     /// problems and its metadata (secrets redacted).
-    pub async fn scheme(&self, scheme: &LoadedScheme, page: u32) -> Value {
+    pub async fn scheme(&self, scheme: &SchemeFile, page: u32) -> Value {
         let name = &scheme.scheme.name;
         let mut out = json!({
             "name": name,
@@ -308,7 +308,7 @@ impl Links {
     }
 
     /// The dead letters of a scheme, both stages, in queue order.
-    pub async fn dead_letters(&self, scheme: &LoadedScheme) -> Value {
+    pub async fn dead_letters(&self, scheme: &SchemeFile) -> Value {
         let name = &scheme.scheme.name;
         let mut letters = Vec::new();
         let mut totals = json!({});
@@ -362,10 +362,10 @@ impl Links {
 /// replaced by `***` in `text`.
 pub fn redact(app: &App, text: &str) -> String {
     let mut out = text.to_string();
-    for scheme in &app.loaded.schemes {
+    for scheme in &app.files.schemes {
         out = scheme.redact(&out);
     }
-    if let Some(console) = &app.loaded.config.console {
+    if let Some(console) = &app.files.config.console {
         for secret in [&console.token, &console.password].into_iter().flatten() {
             if !secret.is_empty() {
                 out = out.replace(secret.expose(), "***");
@@ -382,26 +382,26 @@ fn endpoint(app: &App, connection: &str) -> Value {
     })
 }
 
-fn next_run(scheme: &LoadedScheme) -> Option<DateTime<Tz>> {
+fn next_run(scheme: &SchemeFile) -> Option<DateTime<Tz>> {
     let cron: Cron = scheme.scheme.schedule.as_deref()?.parse().ok()?;
     let tz: Tz = scheme.scheme.timezone.parse().ok()?;
     cron.find_next_occurrence(&Utc::now().with_timezone(&tz), false)
         .ok()
 }
 
-fn scheme_file(app: &App, scheme: &LoadedScheme) -> String {
+fn scheme_file(app: &App, scheme: &SchemeFile) -> String {
     scheme
         .file
-        .strip_prefix(&app.loaded.dir)
+        .strip_prefix(&app.files.dir)
         .unwrap_or(&scheme.file)
         .display()
         .to_string()
 }
 
 /// `ferry lint`'s offline problems of this scheme's file.
-fn lint_problems(app: &App, scheme: &LoadedScheme) -> Value {
+fn lint_problems(app: &App, scheme: &SchemeFile) -> Value {
     let file = scheme_file(app, scheme);
-    ferry_core::lint::lint(&app.loaded)
+    ferry_core::lint::lint(&app.files)
         .into_iter()
         .filter(|p| p.file == file)
         .map(|p| {
@@ -415,7 +415,7 @@ fn lint_problems(app: &App, scheme: &LoadedScheme) -> Value {
 }
 
 /// The scheme as its file says, with what came from the environment shown as `***`.
-fn metadata(app: &App, scheme: &LoadedScheme) -> Value {
+fn metadata(app: &App, scheme: &SchemeFile) -> Value {
     let text = serde_json::to_string(&scheme.scheme).unwrap_or_default();
     serde_json::from_str(&redact(app, &text)).unwrap_or(Value::Null)
 }
@@ -430,7 +430,7 @@ fn trace_id(traceparent: &str) -> Option<&str> {
 
 fn run_json(app: &App, r: &RunSummary) -> Value {
     let template = app
-        .loaded
+        .files
         .config
         .console
         .as_ref()
@@ -497,7 +497,7 @@ async fn scheme_runs(
     ])
 }
 
-fn letter_json(app: &App, scheme: &LoadedScheme, l: &DeadLetterView) -> Value {
+fn letter_json(app: &App, scheme: &SchemeFile, l: &DeadLetterView) -> Value {
     let _ = scheme;
     let payload = serde_json::to_string_pretty(&l.payload).unwrap_or_default();
     json!({

@@ -57,17 +57,17 @@ pub async fn serve(
     listen: Option<String>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let config = app.loaded.config.console.clone().with_context(|| {
+    let config = app.files.config.console.clone().with_context(|| {
         format!(
             "{}: no [console] section: the console needs a login, e.g.\n  [console]\n  token = \"${{FERRY_CONSOLE_TOKEN}}\"",
-            app.loaded.config_name()
+            app.files.config_name()
         )
     })?;
     if !config.has_login() {
         anyhow::bail!(
             "{}: [console] names no login: set FERRY_CONSOLE_TOKEN (for `token = \"${{FERRY_CONSOLE_TOKEN:-}}\"`), \
              or `user` and `password`; the console never runs without one",
-            app.loaded.config_name()
+            app.files.config_name()
         );
     }
     let listen = listen.unwrap_or_else(|| config.listen.clone());
@@ -192,7 +192,7 @@ async fn scheme(
     if let Err(refused) = auth::authorize(&c.sessions, &method, &headers) {
         return refused;
     }
-    let Some(scheme) = c.app.loaded.scheme(&name) else {
+    let Some(scheme) = c.app.files.scheme(&name) else {
         return refuse(StatusCode::NOT_FOUND, "no such scheme");
     };
     axum::Json(c.links.scheme(scheme, q.page.min(10_000)).await).into_response()
@@ -207,7 +207,7 @@ async fn dead_letters(
     if let Err(refused) = auth::authorize(&c.sessions, &method, &headers) {
         return refused;
     }
-    let Some(scheme) = c.app.loaded.scheme(&name) else {
+    let Some(scheme) = c.app.files.scheme(&name) else {
         return refuse(StatusCode::NOT_FOUND, "no such scheme");
     };
     axum::Json(c.links.dead_letters(scheme).await).into_response()
@@ -224,7 +224,7 @@ async fn replay_letters(
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    let Some(scheme) = c.app.loaded.scheme(&name) else {
+    let Some(scheme) = c.app.files.scheme(&name) else {
         return refuse(StatusCode::NOT_FOUND, "no such scheme");
     };
     let request: replay::ReplayRequest = match serde_json::from_slice(&body) {

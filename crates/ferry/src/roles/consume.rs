@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ferry_bus::{BusError, Stage};
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use tokio::task::JoinSet;
 
 use super::pipeline::{Pipeline, until_lost};
@@ -18,7 +18,7 @@ use crate::shutdown::Shutdown;
 /// starts them again; the broker redelivers what they had not acknowledged.
 pub async fn consume(
     app: Arc<App>,
-    schemes: Vec<LoadedScheme>,
+    schemes: Vec<SchemeFile>,
     stage: Stage,
     workers: u16,
     shutdown: Shutdown,
@@ -40,7 +40,7 @@ pub async fn consume(
 /// Consume on one connection until shutdown (`None`) or until it is given up (`Some`).
 async fn consume_on(
     pipeline: &Pipeline,
-    schemes: &[LoadedScheme],
+    schemes: &[SchemeFile],
     stage: Stage,
     workers: u16,
     shutdown: &Shutdown,

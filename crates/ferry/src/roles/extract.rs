@@ -32,7 +32,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono_tz::Tz;
 use croner::Cron;
 use ferry_bus::{Bus, Headers, Publisher, Stage, names};
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_core::template::{Context, CursorValue};
 use ferry_core::{Envelope, ErrorClass, FerryError};
 use ferry_state::{ConfirmedPage, Resume, State};
@@ -91,7 +91,7 @@ impl Extractor {
     /// Run `scheme` once. `Ok(None)` when another extractor holds the scheme's lease.
     pub async fn run_once(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         shutdown: &Shutdown,
     ) -> Result<Option<Extracted>, FerryError> {
         let name = scheme.scheme.name.clone();
@@ -153,7 +153,7 @@ impl Extractor {
 
     async fn extract(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         run_id: &str,
         (resume, digest): (Option<Resume>, &str),
         shutdown: &Shutdown,
@@ -318,7 +318,7 @@ impl Extractor {
 
     async fn pages(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         run: &RunIdentity<'_>,
         ctx: Context<'static>,
         data_cursor: &mut DataCursor,
@@ -517,7 +517,7 @@ impl Extractor {
     /// Follow every scheme's cron schedule until shutdown.
     pub async fn follow_schedules(
         self: Arc<Self>,
-        schemes: Vec<LoadedScheme>,
+        schemes: Vec<SchemeFile>,
         mut shutdown: Shutdown,
     ) {
         let mut tasks = tokio::task::JoinSet::new();
@@ -539,13 +539,7 @@ impl Extractor {
         tasks.shutdown().await;
     }
 
-    async fn schedule_loop(
-        &self,
-        scheme: LoadedScheme,
-        cron: Cron,
-        tz: Tz,
-        mut shutdown: Shutdown,
-    ) {
+    async fn schedule_loop(&self, scheme: SchemeFile, cron: Cron, tz: Tz, mut shutdown: Shutdown) {
         let name = scheme.scheme.name.clone();
         loop {
             let now = chrono::Utc::now().with_timezone(&tz);
@@ -583,7 +577,7 @@ struct Window {
 
 impl Window {
     fn new(
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         scheme_tz: Tz,
         clock: Option<&crate::connections::SourceClock>,
     ) -> Result<Window, FerryError> {
@@ -759,7 +753,7 @@ struct RunIdentity<'a> {
 
 /// Digest of what decides which records a source yields and in which order (its connection,
 /// metadata and time zone): a saved cursor is resumed only under the same digest.
-fn source_digest(scheme: &LoadedScheme) -> String {
+fn source_digest(scheme: &SchemeFile) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     hash.update(serde_json::to_vec(&scheme.scheme.source).unwrap_or_default());

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ferry_core::FerryError;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 
 use super::extract::{Extracted, owner_name};
 use super::report::resumed_note;
@@ -28,7 +28,7 @@ pub enum When {
 /// connection interrupted resumes on the new one, after its last confirmed page.
 pub async fn extract(
     app: Arc<App>,
-    schemes: Vec<LoadedScheme>,
+    schemes: Vec<SchemeFile>,
     when: When,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ferry_bus::{Bus, BusError, Stage};
 use ferry_core::FerryError;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_state::State;
 use tokio::task::JoinSet;
 
@@ -41,14 +41,14 @@ impl Pipeline {
     pub async fn connect(
         app: Arc<App>,
         role: &str,
-        schemes: &[LoadedScheme],
+        schemes: &[SchemeFile],
         first_node: usize,
     ) -> anyhow::Result<Pipeline> {
         let state = app.state().await?;
         let bus = Arc::new(app.bus_from(role, first_node).await?);
         app.declare(&bus, schemes).await?;
         let connections = Arc::new(Connections::new(Arc::clone(&app), state.clone()));
-        let alerts = Alerts::new(&app.loaded.config, state.clone());
+        let alerts = Alerts::new(&app.files.config, state.clone());
         Ok(Pipeline {
             app,
             bus,
@@ -72,7 +72,7 @@ impl Pipeline {
 
     async fn handler(
         &self,
-        scheme: &LoadedScheme,
+        scheme: &SchemeFile,
         stage: Stage,
     ) -> Result<Arc<dyn Handler>, FerryError> {
         Ok(match stage {
@@ -98,13 +98,13 @@ impl Pipeline {
     /// (a configuration error) is reported and left out; its messages stay queued.
     pub async fn spawn_workers(
         &self,
-        schemes: &[LoadedScheme],
+        schemes: &[SchemeFile],
         stage: Stage,
         workers: u16,
         shutdown: &Shutdown,
         tasks: &mut JoinSet<WorkerEnd>,
     ) -> Vec<(String, FerryError)> {
-        let prefetch = self.app.loaded.config.broker.prefetch;
+        let prefetch = self.app.files.config.broker.prefetch;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry".into());
         let mut refused = Vec::new();
         for scheme in schemes {

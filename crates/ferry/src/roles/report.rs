@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferry_bus::{Bus, Stage};
 use ferry_core::FerryError;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_state::{RunSummary, State};
 
 use super::extract::Extracted;
@@ -22,7 +22,7 @@ pub const QUEUE_DEPTH_EVERY_SECS: u64 = 5;
 pub(super) fn watch_queue_depths(
     bus: Arc<Bus>,
     alerts: Alerts,
-    schemes: &[LoadedScheme],
+    schemes: &[SchemeFile],
     mut shutdown: Shutdown,
 ) -> Background {
     let names: Vec<String> = schemes.iter().map(|s| s.scheme.name.clone()).collect();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferry_bus::{BusError, Stage};
 use ferry_core::FerryError;
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 use ferry_state::{RunStatus, RunSummary};
 use tokio::task::JoinSet;
 
@@ -32,7 +32,7 @@ use crate::shutdown::{self, Shutdown};
 /// again on a fresh one; an extraction in progress then stops and its next run resumes it.
 async fn run_forever(
     app: Arc<App>,
-    schemes: Vec<LoadedScheme>,
+    schemes: Vec<SchemeFile>,
     workers: u16,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -118,7 +118,7 @@ pub struct RunOptions {
 /// `ferry run`: all roles in one process.
 pub async fn run(
     app: Arc<App>,
-    schemes: Vec<LoadedScheme>,
+    schemes: Vec<SchemeFile>,
     options: RunOptions,
     shutdown: Shutdown,
 ) -> anyhow::Result<ExitCode> {
@@ -146,7 +146,7 @@ pub async fn run(
     let deadline = Instant::now() + timeout;
     // Each scheme's extraction, kept across fresh connections: a scheme whose extraction the lost
     // connection interrupted is extracted again (which resumes its run), the others are not.
-    let mut extracted: Vec<(LoadedScheme, Result<Option<Extracted>, FerryError>)> = Vec::new();
+    let mut extracted: Vec<(SchemeFile, Result<Option<Extracted>, FerryError>)> = Vec::new();
     let supervisor =
         Supervisor::new(Arc::clone(&app), "run", &schemes, &shutdown).at_most(ONCE_RECONNECTS);
     let ended = supervisor
@@ -343,7 +343,7 @@ struct Limits {
 /// cannot settle, so it stops the wait for that scheme; a lost broker ends the wait.
 async fn wait_until_settled(
     pipeline: &Pipeline,
-    extracted: &[(LoadedScheme, Result<Option<Extracted>, FerryError>)],
+    extracted: &[(SchemeFile, Result<Option<Extracted>, FerryError>)],
     tasks: &mut JoinSet<WorkerEnd>,
     limits: Limits,
     shutdown: &Shutdown,

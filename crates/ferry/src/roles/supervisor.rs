@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable as _};
-use ferry_core::load::LoadedScheme;
+use ferry_core::files::SchemeFile;
 
 use super::pipeline::Pipeline;
 use crate::alerts::{Alert, Kind};
@@ -58,7 +58,7 @@ pub type Supervised<T> = Option<(T, Pipeline)>;
 pub struct Supervisor {
     app: Arc<App>,
     role: &'static str,
-    schemes: Vec<LoadedScheme>,
+    schemes: Vec<SchemeFile>,
     shutdown: Shutdown,
     /// Connections given up before the role fails; `None`: no limit (long-running roles).
     max_reconnects: Option<u32>,
@@ -68,7 +68,7 @@ impl Supervisor {
     pub fn new(
         app: Arc<App>,
         role: &'static str,
-        schemes: &[LoadedScheme],
+        schemes: &[SchemeFile],
         shutdown: &Shutdown,
     ) -> Supervisor {
         Supervisor {
@@ -138,7 +138,7 @@ impl Supervisor {
         // lapin's recovery had `recovery_wait_secs` before the connection was given up.
         let down_since = Instant::now()
             .checked_sub(Duration::from_secs(
-                self.app.loaded.config.broker.recovery_wait_secs,
+                self.app.files.config.broker.recovery_wait_secs,
             ))
             .unwrap_or_else(Instant::now);
         let mut alerted = false;

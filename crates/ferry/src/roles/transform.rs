@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono_tz::Tz;
 use ferry_bus::{Headers, Publisher, Stage, names};
+use ferry_core::files::SchemeFile;
 use ferry_core::identity::distinct_records;
-use ferry_core::load::LoadedScheme;
 use ferry_core::mapping::{Mapper, apply_format_response};
 use ferry_core::template::Context;
 use ferry_core::{Envelope, FerryError, Record};
@@ -29,14 +29,14 @@ pub const DEFAULT_LOAD_BATCH: usize = 500;
 
 /// A scheme's mapping, ready to apply: shared by the transform stage and `ferry preview`.
 pub struct Transformer {
-    scheme: LoadedScheme,
+    scheme: SchemeFile,
     mapper: Mapper,
     tz: Tz,
     batch_size: usize,
 }
 
 impl Transformer {
-    pub fn new(scheme: LoadedScheme, default_batch: usize) -> Result<Transformer, FerryError> {
+    pub fn new(scheme: SchemeFile, default_batch: usize) -> Result<Transformer, FerryError> {
         let target = &scheme.scheme.target.metadata;
         let mapper = Mapper::new(target).map_err(|problems| {
             let list: Vec<String> = problems

@@ -49,7 +49,7 @@ use crate::{Page, Source};
 use schema::Table;
 
 /// The scheme's `api` that selects this source on a `mysql` connection.
-pub const API: &str = ferry_core::load::BINLOG_API;
+pub const API: &str = ferry_core::files::BINLOG_API;
 /// Records per page when the scheme gives no `pagination.pageSize`.
 pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 /// A page with records is handed on once the binlog has been quiet this long.

@@ -1,6 +1,7 @@
-//! Loading: `ferry.toml` plus every scheme file it points at, checked against each other.
+//! The configuration files: `ferry.toml` plus every scheme file it points at, read and checked
+//! against each other. ("load" is the loader role's word, so reading config is called reading.)
 //!
-//! [`load`] is what every role calls at start-up and what `ferry lint` runs first. It reads the
+//! [`read`] is what every role calls at start-up and what `ferry lint` runs first. It reads the
 //! config ([`FerryConfig::parse`]), finds the scheme files through its `schemes` glob, and checks
 //! each one in three passes, collecting every problem rather than stopping at the first:
 //! 1. JSON syntax (the error's line, column and the JSON path open there), then `${VAR}` and
@@ -37,7 +38,7 @@ pub const PAGINATION_MODES: [&str; 5] = ["offset", "page", "keyset", "cursor", "
 
 /// A config with its schemes, all checked.
 #[derive(Clone, Debug)]
-pub struct Loaded {
+pub struct Files {
     /// The `ferry.toml` that was read.
     pub path: PathBuf,
     /// Its directory: the base of the `schemes` glob and of the file names in problems.
@@ -45,18 +46,18 @@ pub struct Loaded {
     /// The parsed `ferry.toml`.
     pub config: FerryConfig,
     /// Sorted by scheme name.
-    pub schemes: Vec<LoadedScheme>,
+    pub schemes: Vec<SchemeFile>,
 }
 
 /// One scheme and the file it came from.
 #[derive(Clone, Debug)]
-pub struct LoadedScheme {
+pub struct SchemeFile {
     /// The scheme file, as the `schemes` glob found it.
     pub file: PathBuf,
     /// Its parsed and checked content.
     pub scheme: Scheme,
     /// The values `${VAR}` took from the environment: shown as `***` wherever the scheme's
-    /// output is displayed ([`LoadedScheme::redact`]).
+    /// output is displayed ([`SchemeFile::redact`]).
     pub env_values: Vec<Secret>,
 }
 
@@ -64,7 +65,7 @@ pub struct LoadedScheme {
 /// secrets, and hiding every `1` would make a preview unreadable.
 pub const MIN_REDACTED_LEN: usize = 4;
 
-impl LoadedScheme {
+impl SchemeFile {
     /// `text` with every value this scheme took from the environment replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -77,9 +78,9 @@ impl LoadedScheme {
     }
 }
 
-impl Loaded {
+impl Files {
     /// The scheme called `name`.
-    pub fn scheme(&self, name: &str) -> Option<&LoadedScheme> {
+    pub fn scheme(&self, name: &str) -> Option<&SchemeFile> {
         self.schemes.iter().find(|s| s.scheme.name == name)
     }
 
@@ -121,10 +122,10 @@ impl Role {
 /// Read and check `config_path` and every scheme file it names. `env` looks up environment
 /// variables for `${VAR}` in `ferry.toml` and in scheme files. Returns every error found
 /// (warnings are `lint`'s).
-pub fn load(
+pub fn read(
     config_path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, Vec<Problem>> {
+) -> Result<Files, Vec<Problem>> {
     let dir = match config_path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -172,7 +173,7 @@ pub fn load(
             continue;
         }
         names.insert(scheme.name.clone(), name);
-        schemes.push(LoadedScheme {
+        schemes.push(SchemeFile {
             file,
             scheme,
             env_values,
@@ -182,7 +183,7 @@ pub fn load(
     match config {
         Some(config) if problems.is_empty() => {
             schemes.sort_by(|a, b| a.scheme.name.cmp(&b.scheme.name));
-            Ok(Loaded {
+            Ok(Files {
                 path: config_path.to_path_buf(),
                 dir,
                 config,
