@@ -1,0 +1,459 @@
+//! The HTTP client every API source shares, and the vocabulary a vendor speaks to it.
+//!
+//! [`HttpClient::call`] sends one logical request: it asks the connection's [`Vendor`] to
+//! authorise and sign it (afresh on every attempt, since signatures carry timestamps), waits for
+//! a slot of the connection's rate limit (shared by every replica through the state database),
+//! sends it with the connection's timeout, and lets the vendor judge the answer ([`Verdict`]):
+//! done, retry (throttling, 5xx, timeouts: exponential backoff that honours `Retry-After` and the
+//! vendor's own windows), renew the token once and try again, or fail at once. A configuration
+//! failure (bad credentials or signature) is never retried, so a wrong secret costs one or two
+//! calls, not a retry storm. Every retry is counted per connection ([`call_retries`]).
+//!
+//! A new HTTP vendor implements [`Vendor`] (see `crate::vendors::okki` for the model) and starts
+//! its judge from [`judge_status`] or [`judge_http`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use ferry_core::FerryError;
+use ferry_core::record::value_text;
+use ferry_state::State;
+use reqwest::Method;
+use serde_json::Value;
+
+/// Attempts at one call before a retryable failure is handed to the extractor (which backs off
+/// and asks for the page again).
+pub const CALL_ATTEMPTS: usize = 5;
+/// First pause between attempts; it doubles up to [`RETRY_MAX_DELAY_MS`].
+pub const RETRY_MIN_DELAY_MS: u64 = 200;
+/// Longest pause between attempts chosen by the backoff itself.
+pub const RETRY_MAX_DELAY_MS: u64 = 10_000;
+/// Longest `Retry-After` honoured; a larger hint is cut to this (the extractor retries later).
+pub const MAX_RETRY_AFTER_SECS: u64 = 120;
+/// Characters of an unexpected answer quoted in an error message.
+const QUOTED_BODY_CHARS: usize = 200;
+
+// ---------------------------------------------------------------------------------------------
+// Requests, replies, verdicts
+// ---------------------------------------------------------------------------------------------
+
+/// A request body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+/// One request, before the vendor signs it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// Scheme, host and optional prefix, without a trailing `/`.
+    pub base: String,
+    /// Path under `base`, starting with `/`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header values may be secrets: never log them.
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Request {
+    /// A request to `path` (with or without a leading `/`) under `base`.
+    pub fn new(method: Method, base: &str, path: &str) -> Request {
+        Request {
+            method,
+            base: base.trim_end_matches('/').to_string(),
+            path: format!("/{}", path.trim_start_matches('/')),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", self.base, self.path)
+    }
+
+    pub fn header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.push((name.to_string(), value.into()));
+    }
+}
+
+/// A service's answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// `Retry-After` in seconds, when the service sent one.
+    pub retry_after: Option<Duration>,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The start of the body, for error messages.
+    pub fn quoted(&self) -> String {
+        let text: String = self.text.chars().take(QUOTED_BODY_CHARS).collect();
+        if text.len() < self.text.len() {
+            format!("{text}...")
+        } else {
+            text
+        }
+    }
+
+    /// A text field of a JSON body (`code`, `message`), numbers written as text.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.body.get(name).filter(|v| !v.is_null()).map(value_text)
+    }
+
+    /// A whole-number field of a JSON body (`code`, `errcode`), sent as a number or as text.
+    pub fn int_field(&self, name: &str) -> Option<i64> {
+        self.body.get(name).and_then(|c| {
+            c.as_i64()
+                .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    }
+
+    /// A reply with a JSON `body` and no Retry-After, as the judges' tests build them.
+    #[cfg(test)]
+    pub(crate) fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            retry_after: None,
+            text: body.to_string(),
+            body,
+        }
+    }
+}
+
+/// What a vendor makes of a reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Ok,
+    /// Throttling, 5xx, a timeout: wait (at least `retry_after`) and send again.
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The token was refused: renew it once and send again; a second refusal is a
+    /// configuration error.
+    Reauth {
+        message: String,
+    },
+    /// Credentials, signature, permissions or the request itself are wrong: stop the scheme.
+    Config(String),
+}
+
+/// Retry on throttling and server errors, whatever the vendor: the common part of every judge.
+pub fn judge_status(reply: &Reply, vendor: &str) -> Option<Verdict> {
+    match reply.status {
+        408 | 429 | 500..=599 => Some(Verdict::Retry {
+            message: format!(
+                "{vendor} answered HTTP {}: {}",
+                reply.status,
+                reply.quoted()
+            ),
+            retry_after: reply.retry_after,
+        }),
+        _ => None,
+    }
+}
+
+/// [`judge_status`], and any other answer that is not 2xx stops the scheme: the start of a judge
+/// for vendors whose own error codes come in 2xx bodies.
+pub fn judge_http(reply: &Reply, vendor: &str) -> Option<Verdict> {
+    if let Some(verdict) = judge_status(reply, vendor) {
+        return Some(verdict);
+    }
+    if !reply.is_success() {
+        return Some(Verdict::Config(format!(
+            "{vendor} answered HTTP {}: {}",
+            reply.status,
+            reply.quoted()
+        )));
+    }
+    None
+}
+
+/// How a connection kind authorises, signs and judges its calls.
+#[async_trait]
+pub trait Vendor: Send + Sync {
+    /// The vendor's name in messages (`DingTalk`, `Jushuitan`).
+    fn label(&self) -> &'static str;
+
+    /// Authorise and sign `req` (fetching a token if none is cached). Called before every attempt.
+    async fn prepare(&self, http: &HttpClient, req: &mut Request) -> Result<(), FerryError>;
+
+    /// Judge a reply to a call prepared by [`Vendor::prepare`].
+    fn judge(&self, reply: &Reply) -> Verdict;
+
+    /// The token was refused: drop or renew it so that the next [`Vendor::prepare`] uses a new one.
+    async fn renew_token(&self, _http: &HttpClient) -> Result<(), FerryError> {
+        Ok(())
+    }
+
+    /// Seen after each page of records, before they are shaped (Kingdee caches the app token of
+    /// an authorisation here).
+    async fn on_page(&self, _http: &HttpClient, _reply: &Reply) -> Result<(), FerryError> {
+        Ok(())
+    }
+
+    /// The record a response item becomes (Yida: form values plus `extend`).
+    fn shape(&self, item: Value) -> Value {
+        item
+    }
+}
+
+/// A vendor for calls that need no authorisation, with a fixed judge (token endpoints).
+pub struct Unsigned<F: Fn(&Reply) -> Verdict + Send + Sync> {
+    pub label: &'static str,
+    pub judge: F,
+}
+
+#[async_trait]
+impl<F: Fn(&Reply) -> Verdict + Send + Sync> Vendor for Unsigned<F> {
+    fn label(&self) -> &'static str {
+        self.label
+    }
+    async fn prepare(&self, _http: &HttpClient, _req: &mut Request) -> Result<(), FerryError> {
+        Ok(())
+    }
+    fn judge(&self, reply: &Reply) -> Verdict {
+        (self.judge)(reply)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+/// The HTTP client of one connection: timeout, shared rate limit, retries.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    connection: Arc<str>,
+    state: State,
+    timeout: Duration,
+    rate_per_sec: Option<u32>,
+    attempts: usize,
+}
+
+impl HttpClient {
+    /// `rate_per_sec`: most calls a second over every replica (`None`: no limit).
+    pub fn new(
+        connection: &str,
+        client: reqwest::Client,
+        state: State,
+        timeout: Duration,
+        rate_per_sec: Option<u32>,
+    ) -> HttpClient {
+        HttpClient {
+            client,
+            connection: Arc::from(connection),
+            state,
+            timeout,
+            rate_per_sec,
+            attempts: CALL_ATTEMPTS,
+        }
+    }
+
+    /// The connection's name in `ferry.toml`.
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// `connection `name`: message`: how every error of this connection reads.
+    pub fn error_text(&self, message: &str) -> String {
+        format!("connection `{}`: {message}", self.connection)
+    }
+
+    /// Send `req` through `vendor` until it succeeds, fails for good, or runs out of attempts.
+    /// Every retry is counted per connection ([`call_retries`]).
+    pub async fn call(&self, vendor: &dyn Vendor, req: &Request) -> Result<Reply, FerryError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(RETRY_MIN_DELAY_MS))
+            .with_max_delay(Duration::from_millis(RETRY_MAX_DELAY_MS))
+            .with_max_times(self.attempts.saturating_sub(1))
+            .with_jitter()
+            .build();
+        let mut renewed = false;
+        loop {
+            let mut signed = req.clone();
+            vendor.prepare(self, &mut signed).await?;
+            self.wait_for_rate_slot().await?;
+            let (message, hint) = match self.send_once(&signed).await {
+                Err(message) => (message, None),
+                Ok(reply) => match vendor.judge(&reply) {
+                    Verdict::Ok => return Ok(reply),
+                    Verdict::Config(message) => {
+                        return Err(FerryError::config(self.error_text(&message)));
+                    }
+                    Verdict::Reauth { message } if renewed => {
+                        return Err(FerryError::config(self.error_text(&format!(
+                            "{message} (refused again with a new token; check the credentials)"
+                        ))));
+                    }
+                    Verdict::Reauth { message } => {
+                        tracing::info!(connection = %self.connection, reason = %message, "token refused; renewing it");
+                        renewed = true;
+                        vendor.renew_token(self).await?;
+                        continue;
+                    }
+                    Verdict::Retry {
+                        message,
+                        retry_after,
+                    } => (message, retry_after),
+                },
+            };
+            let hint = hint.map(|h| h.min(Duration::from_secs(MAX_RETRY_AFTER_SECS)));
+            match backoff.next() {
+                Some(delay) => {
+                    let delay = hint.map_or(delay, |h| h.max(delay));
+                    count_retry(&self.connection);
+                    tracing::warn!(
+                        connection = %self.connection,
+                        path = %req.path,
+                        error = %message,
+                        delay_ms = delay.as_millis() as u64,
+                        "call failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    return Err(FerryError::Transient {
+                        message: self.error_text(&format!(
+                            "{message} (gave up after {} attempts)",
+                            self.attempts
+                        )),
+                        retry_after: hint,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt. `Err` is a network failure (refused, reset, timed out), always retryable.
+    async fn send_once(&self, req: &Request) -> Result<Reply, String> {
+        let started = Instant::now();
+        let mut builder = self
+            .client
+            .request(req.method.clone(), req.url())
+            .timeout(self.timeout);
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        for (name, value) in &req.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match &req.body {
+            Body::Empty => builder,
+            Body::Json(value) => builder.json(value),
+            Body::Form(pairs) => builder.form(pairs),
+        };
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| network_text(&e, &req.base))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| network_text(&e, &req.base))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Path only: query strings and bodies can carry tokens and signatures.
+        tracing::debug!(
+            connection = %self.connection,
+            method = %req.method,
+            path = %req.path,
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "call"
+        );
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+            text,
+        })
+    }
+
+    async fn wait_for_rate_slot(&self) -> Result<(), FerryError> {
+        let Some(rate) = self.rate_per_sec else {
+            return Ok(());
+        };
+        let name = format!("conn:{}", self.connection);
+        while let Some(wait) = self
+            .state
+            .take_rate_slot(&name, rate, Duration::from_secs(1))
+            .await?
+        {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong on the way to `base` (the connection's base URL, its password hidden; never
+/// the path or query, which can carry tokens). A refused connection to the sandbox's default
+/// address says how to start it.
+fn network_text(err: &reqwest::Error, base: &str) -> String {
+    let base = ferry_core::error::redact_userinfo(base);
+    let (what, hint) = if err.is_timeout() {
+        (format!("timed out calling {base}"), "")
+    } else if err.is_connect() {
+        (
+            format!("cannot connect to {base}"),
+            ferry_core::error::refused_hint(&base),
+        )
+    } else {
+        (format!("request to {base} failed"), "")
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    let mut detail = String::new();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        format!("{what}{hint}")
+    } else {
+        format!("{what}: {detail}{hint}")
+    }
+}
+
+/// Calls sent again after a transient failure (throttling, 5xx, network), per connection, since
+/// the process started: the binary's `/metrics` shows them as `ferry_source_retries_total`.
+static CALL_RETRIES: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn count_retry(connection: &str) {
+    if let Ok(mut retries) = CALL_RETRIES.lock() {
+        *retries.entry(connection.to_string()).or_default() += 1;
+    }
+}
+
+/// How many calls each connection has sent again, by connection name.
+pub fn call_retries() -> Vec<(String, u64)> {
+    CALL_RETRIES
+        .lock()
+        .map(|retries| retries.iter().map(|(c, n)| (c.clone(), *n)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,142 @@
+//! HTTP sources: the client every vendor kind shares, the paginator, and the generic `http` kind.
+//!
+//! # Layout
+//! From the wire up; a new HTTP vendor (`crate::vendors`) reuses all of it and brings only its
+//! [`Vendor`] and its [`Defaults`]:
+//!
+//! - [`client`]: [`HttpClient::call`] sends one logical request through a [`Vendor`] (sign,
+//!   rate-limit slot, send, judge the answer as a [`Verdict`], retry with backoff, renew the
+//!   token once).
+//! - [`spec`]: the scheme's source metadata resolved over the kind's [`Defaults`] into an
+//!   [`ApiSpec`] (method, path, where fields travel, where records are, how pages are asked for).
+//! - [`paginator`]: [`ApiSource`] pages through one scheme's API for one run (page, offset,
+//!   cursor, `has_next`, totals, and the guards against a paging mistake looping forever).
+//! - [`lookups`]: fields added to every record from a nested array or a second call.
+//! - here: [`Plain`], the vendor of the generic `http` kind (fixed headers, HTTP status codes
+//!   and an optional `code` field in the body), and its [`open`].
+//!
+//! The extractor moves `LAST_SYNC_TIME` back by the overlap (see [`crate::overlap`]) for every
+//! source kind. The README's connection reference lists every metadata key.
+
+mod client;
+mod lookups;
+mod paginator;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::FerryError;
+use ferry_core::config::HttpConnection;
+use ferry_core::record::value_text;
+use ferry_core::scheme::Metadata;
+use ferry_core::template::Context;
+use serde_json::Value;
+
+pub use client::{
+    Body, CALL_ATTEMPTS, HttpClient, MAX_RETRY_AFTER_SECS, RETRY_MAX_DELAY_MS, RETRY_MIN_DELAY_MS,
+    Reply, Request, Unsigned, Vendor, Verdict, call_retries, judge_http, judge_status,
+};
+pub use lookups::Lookup;
+pub use paginator::{ApiSource, truthy};
+pub use spec::{ApiSpec, BodyFormat, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, Defaults, Mode};
+
+use spec::{opt_text, pointer};
+
+/// The vendor of `kind = "http"`: the connection's headers on every call; HTTP status codes
+/// decide, plus, when the scheme sets `code_at`, a code in the body (`ok_codes`, default 0 and
+/// 200; `message_at` points at the message shown with a bad code).
+pub struct Plain {
+    headers: Vec<(String, String)>,
+    code_at: Option<String>,
+    ok_codes: Vec<String>,
+    message_at: Option<String>,
+}
+
+/// Open a source of `kind = "http"` for one run.
+pub fn open(
+    conn: &HttpConnection,
+    http: HttpClient,
+    metadata: Arc<Metadata>,
+    ctx: Context<'static>,
+) -> Result<Box<dyn crate::Source>, FerryError> {
+    let vendor = Arc::new(Plain::new(conn, &metadata)?);
+    crate::vendors::api_source(
+        http,
+        vendor,
+        &conn.base_url,
+        &metadata,
+        Defaults::default(),
+        ctx,
+    )
+}
+
+impl Plain {
+    pub fn new(conn: &HttpConnection, metadata: &Metadata) -> Result<Plain, FerryError> {
+        let extra = &metadata.extra;
+        let ok_codes = match extra.get("ok_codes") {
+            None | Some(Value::Null) => vec!["0".to_string(), "200".to_string()],
+            Some(Value::Array(items)) => items.iter().map(value_text).collect(),
+            Some(other) => vec![value_text(other)],
+        };
+        Ok(Plain {
+            headers: conn
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                .collect(),
+            code_at: opt_text(extra, "code_at", "code_at")?.map(|p| pointer(&p)),
+            ok_codes,
+            message_at: opt_text(extra, "message_at", "message_at")?.map(|p| pointer(&p)),
+        })
+    }
+}
+
+#[async_trait]
+impl Vendor for Plain {
+    fn label(&self) -> &'static str {
+        "the API"
+    }
+
+    async fn prepare(&self, _http: &HttpClient, req: &mut Request) -> Result<(), FerryError> {
+        for (name, value) in &self.headers {
+            req.header(name, value.clone());
+        }
+        Ok(())
+    }
+
+    fn judge(&self, reply: &Reply) -> Verdict {
+        if let Some(verdict) = judge_status(reply, self.label()) {
+            return verdict;
+        }
+        if matches!(reply.status, 401 | 403) {
+            return Verdict::Config(format!(
+                "the API refused the credentials (HTTP {}): {}",
+                reply.status,
+                reply.quoted()
+            ));
+        }
+        if !reply.is_success() {
+            return Verdict::Config(format!(
+                "the API answered HTTP {}: {}",
+                reply.status,
+                reply.quoted()
+            ));
+        }
+        if let Some(at) = &self.code_at {
+            let code = reply.body.pointer(at).map(value_text).unwrap_or_default();
+            if !self.ok_codes.contains(&code) {
+                let message = self
+                    .message_at
+                    .as_deref()
+                    .and_then(|p| reply.body.pointer(p))
+                    .map(value_text)
+                    .unwrap_or_else(|| reply.quoted());
+                return Verdict::Config(format!("the API answered code {code}: {message}"));
+            }
+        }
+        Verdict::Ok
+    }
+}
