@@ -17,6 +17,9 @@ mod syntax;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use chrono_tz::Tz;
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -49,13 +52,21 @@ pub struct Files {
     pub schemes: Vec<SchemeFile>,
 }
 
-/// One scheme and the file it came from.
+/// One scheme and the file it came from, with the values every role needs parsed once here:
+/// a role never parses the time zone, the schedule or the target's templates again, so none has
+/// an error path for them.
 #[derive(Clone, Debug)]
 pub struct SchemeFile {
     /// The scheme file, as the `schemes` glob found it.
     pub file: PathBuf,
     /// Its parsed and checked content.
     pub scheme: Scheme,
+    /// `scheme.timezone`, parsed: the zone schedules, templates and the source's clock use.
+    pub timezone: Tz,
+    /// `scheme.schedule`, parsed; `None` when the scheme has none (it runs only with `--once`).
+    pub schedule: Option<Cron>,
+    /// The target's `request` and `otherRequest` templates, compiled: applied to every record.
+    pub mapper: Arc<Mapper>,
     /// The values `${VAR}` took from the environment: shown as `***` wherever the scheme's
     /// output is displayed ([`SchemeFile::redact`]).
     pub env_values: Vec<Secret>,
@@ -159,7 +170,7 @@ pub fn read(
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for file in files {
         let name = display_name(&dir, &file);
-        let Some((scheme, env_values)) =
+        let Some((scheme, parsed, env_values)) =
             read_scheme(&file, &name, config.as_ref(), env, &mut problems)
         else {
             continue;
@@ -176,6 +187,9 @@ pub fn read(
         schemes.push(SchemeFile {
             file,
             scheme,
+            timezone: parsed.timezone,
+            schedule: parsed.schedule,
+            mapper: Arc::new(parsed.mapper),
             env_values,
         });
     }
@@ -212,15 +226,15 @@ fn scheme_files(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Read one scheme file; push its problems; the scheme (and the values it took from the
-/// environment) when it has none.
+/// Read one scheme file; push its problems; the scheme, its parsed values (and the values it
+/// took from the environment) when it has none.
 fn read_scheme(
     file: &Path,
     name: &str,
     config: Option<&FerryConfig>,
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
-) -> Option<(Scheme, Vec<Secret>)> {
+) -> Option<(Scheme, Parsed, Vec<Secret>)> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(err) => {
@@ -257,13 +271,21 @@ fn read_scheme(
             return None;
         }
     };
-    check_scheme(&scheme, config, &mut found);
-    if found.is_empty() {
-        Some((scheme, env_values))
-    } else {
-        problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
-        None
+    let parsed = check_scheme(&scheme, config, &mut found);
+    match parsed {
+        Some(parsed) if found.is_empty() => Some((scheme, parsed, env_values)),
+        _ => {
+            problems.extend(found.into_iter().map(|(p, m)| Problem::error(name, p, m)));
+            None
+        }
     }
+}
+
+/// What [`check_scheme`] parsed on the way, kept in the [`SchemeFile`].
+struct Parsed {
+    timezone: Tz,
+    schedule: Option<Cron>,
+    mapper: Mapper,
 }
 
 /// Substitute `${VAR}` / `${VAR:-default}` in every string value under `value` (keys are
@@ -312,8 +334,13 @@ fn substitute_strings(
     }
 }
 
-/// The checks that need the whole scheme, and the config for its connections.
-fn check_scheme(scheme: &Scheme, config: Option<&FerryConfig>, out: &mut Vec<(String, String)>) {
+/// The checks that need the whole scheme, and the config for its connections. Returns the
+/// values parsed on the way when they all parse (other problems may still be in `out`).
+fn check_scheme(
+    scheme: &Scheme,
+    config: Option<&FerryConfig>,
+    out: &mut Vec<(String, String)>,
+) -> Option<Parsed> {
     if !is_scheme_name(&scheme.name) {
         out.push((
             "name".into(),
@@ -324,17 +351,24 @@ fn check_scheme(scheme: &Scheme, config: Option<&FerryConfig>, out: &mut Vec<(St
             ),
         ));
     }
-    if let Err(message) = timezone(&scheme.timezone) {
-        out.push(("timezone".into(), message));
-    }
-    if let Some(expr) = &scheme.schedule
-        && let Err(message) = schedule(expr)
-    {
-        out.push(("schedule".into(), message));
-    }
+    let timezone = timezone(&scheme.timezone)
+        .map_err(|message| out.push(("timezone".into(), message)))
+        .ok();
+    let schedule = match &scheme.schedule {
+        None => Some(None),
+        Some(expr) => schedule(expr)
+            .map_err(|message| out.push(("schedule".into(), message)))
+            .ok()
+            .map(Some),
+    };
     check_endpoint(&scheme.source, Role::Source, config, out);
-    check_endpoint(&scheme.target, Role::Target, config, out);
+    let mapper = check_endpoint(&scheme.target, Role::Target, config, out);
     check_variables(scheme, out);
+    Some(Parsed {
+        timezone: timezone?,
+        schedule: schedule?,
+        mapper: mapper?,
+    })
 }
 
 /// Names written like Ferry's own variables (`{{NO_SUCH_VAR|datetime}}`) that are not one of
@@ -386,12 +420,13 @@ fn check_variables(scheme: &Scheme, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Check one endpoint; its compiled templates when they parse.
 fn check_endpoint(
     endpoint: &Endpoint,
     role: Role,
     config: Option<&FerryConfig>,
     out: &mut Vec<(String, String)>,
-) {
+) -> Option<Mapper> {
     let at = |key: &str| format!("{}.{key}", role.as_str());
     let meta = &endpoint.metadata;
     let connection = match config {
@@ -420,13 +455,15 @@ fn check_endpoint(
     };
     // Templates and `_function` expressions are parsed here, once, so that a typo stops the
     // scheme at start-up instead of failing every record.
-    if let Err(problems) = Mapper::new(meta) {
-        out.extend(
-            problems
-                .into_iter()
-                .map(|(path, message)| (at(&format!("metadata.{path}")), message)),
-        );
-    }
+    let mapper = Mapper::new(meta)
+        .map_err(|problems| {
+            out.extend(
+                problems
+                    .into_iter()
+                    .map(|(path, message)| (at(&format!("metadata.{path}")), message)),
+            );
+        })
+        .ok();
     out.extend(
         check_format_rules(&meta.format_response)
             .into_iter()
@@ -515,6 +552,7 @@ fn check_endpoint(
             format!("`{pointer}` is not a JSON pointer: write it as `/data/items`"),
         ));
     }
+    mapper
 }
 
 /// `write_mode`: only on a MySQL target, one of the three names, and agreeing with `main_sql`.
@@ -569,8 +607,8 @@ pub fn schedule(expr: &str) -> Result<Cron, String> {
 }
 
 /// Parse an IANA time zone name.
-pub fn timezone(name: &str) -> Result<chrono_tz::Tz, String> {
-    name.parse::<chrono_tz::Tz>().map_err(|_| {
+pub fn timezone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| {
         format!("unknown time zone `{name}`: use an IANA name such as `Asia/Shanghai`")
     })
 }

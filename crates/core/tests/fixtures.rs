@@ -112,6 +112,17 @@ fn shipped_config_loads_and_lints_clean_with_no_environment() {
 }
 
 #[test]
+fn a_read_scheme_carries_its_zone_schedule_and_templates_parsed() {
+    let config = workspace_root().join("config/ferry.toml");
+    let files = read(&config, &|_| None).expect("the shipped config reads");
+    let okki = files.scheme("okki-users").expect("okki-users is shipped");
+    assert_eq!(okki.timezone, chrono_tz::Asia::Shanghai);
+    let cron = okki.schedule.as_ref().expect("okki-users has a schedule");
+    assert_eq!(cron.as_str(), "0 8 * * *");
+    assert!(files.schemes.iter().all(|s| s.schedule.is_some()));
+}
+
+#[test]
 fn shipped_config_takes_its_hosts_and_secrets_from_the_environment() {
     use ferry_core::config::Connection;
     let config = workspace_root().join("config/ferry.toml");

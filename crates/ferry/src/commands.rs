@@ -5,7 +5,6 @@ use std::io::Read as _;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use chrono_tz::Tz;
 use std::process::ExitCode;
 
 use ferry_bus::{DeadLetterAction, DeadLetterFilter, DeadLetterPass, Stage, Topology};
@@ -507,13 +506,8 @@ pub fn preview(config: &std::path::Path, args: PreviewArgs) -> anyhow::Result<bo
             args.input
         ),
     };
-    let tz: Tz = scheme
-        .scheme
-        .timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("timezone `{}` does not parse", scheme.scheme.timezone))?;
-    let handler =
-        Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tz = scheme.timezone;
+    let handler = Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH);
     let target = &scheme.scheme.target.metadata;
     let sql = match app.connection(&scheme.scheme.target.connection) {
         Some(c) if c.kind().sql => target

@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono_tz::Tz;
 use ferry_core::Record;
 use ferry_core::files::SchemeFile;
 use ferry_core::mapping::placeholders_of;
@@ -60,9 +59,7 @@ type Found = Vec<(bool, String, String)>;
 /// Step 1: placeholders no fetched record has.
 async fn sample_placeholders(connections: &Connections, scheme: &SchemeFile, out: &mut Found) {
     let source = &scheme.scheme.source;
-    let Ok(tz) = scheme.scheme.timezone.parse::<Tz>() else {
-        return; // refused offline already
-    };
+    let tz = scheme.timezone;
     let ctx = Context::new(chrono::Utc::now().with_timezone(&tz), tz);
     let page = match connections.open_source(scheme, ctx, None).await {
         Ok(mut opened) => match opened.paging_note().await {
@@ -108,9 +105,7 @@ async fn sample_placeholders(connections: &Connections, scheme: &SchemeFile, out
         ));
         return;
     }
-    let Ok(transformer) = Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH) else {
-        return; // refused offline already
-    };
+    let transformer = Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH);
     let now = chrono::Utc::now().with_timezone(&tz);
     let mut lacking: BTreeMap<String, usize> = BTreeMap::new();
     let mut mapped = 0usize;

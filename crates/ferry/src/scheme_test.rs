@@ -442,8 +442,7 @@ fn run_file(
     tally: &mut Tally,
 ) -> anyhow::Result<Option<Vec<Map<String, Value>>>> {
     println!("{}: {}", scheme.scheme.name, file.shown);
-    let transformer = Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH)
-        .map_err(|e| anyhow::anyhow!("scheme `{}`: {e}", scheme.scheme.name))?;
+    let transformer = Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH);
     let mut updated = Vec::with_capacity(file.cases.len());
     for case in &file.cases {
         let outcome = run_case(app, scheme, &transformer, case);

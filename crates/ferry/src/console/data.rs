@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
 use ferry_bus::{Bus, DeadLetterView, Stage};
 use ferry_core::files::SchemeFile;
 use ferry_state::{RunStatus, RunSummary, State};
@@ -383,8 +382,8 @@ fn endpoint(app: &App, connection: &str) -> Value {
 }
 
 fn next_run(scheme: &SchemeFile) -> Option<DateTime<Tz>> {
-    let cron: Cron = scheme.scheme.schedule.as_deref()?.parse().ok()?;
-    let tz: Tz = scheme.scheme.timezone.parse().ok()?;
+    let tz = scheme.timezone;
+    let cron = scheme.schedule.as_ref()?;
     cron.find_next_occurrence(&Utc::now().with_timezone(&tz), false)
         .ok()
 }

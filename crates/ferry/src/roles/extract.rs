@@ -160,12 +160,7 @@ impl Extractor {
         span: &tracing::Span,
     ) -> Result<Extracted, FerryError> {
         let name = scheme.scheme.name.as_str();
-        let tz: Tz = scheme.scheme.timezone.parse().map_err(|_| {
-            FerryError::config(format!(
-                "timezone: `{}` is not an IANA time zone",
-                scheme.scheme.timezone
-            ))
-        })?;
+        let tz = scheme.timezone;
         let started = Instant::now();
         let clock = self.connections.source_clock(scheme).await?;
         // A resumed run keeps its clock: NOW() and the next LAST_SYNC_TIME are the first start's.
@@ -522,15 +517,11 @@ impl Extractor {
     ) {
         let mut tasks = tokio::task::JoinSet::new();
         for scheme in schemes {
-            let Some(expr) = scheme.scheme.schedule.clone() else {
+            let Some(cron) = scheme.schedule.clone() else {
                 tracing::info!(scheme = %scheme.scheme.name, "no schedule: runs only with --once");
                 continue;
             };
-            let (Ok(cron), Ok(tz)) = (expr.parse::<Cron>(), scheme.scheme.timezone.parse::<Tz>())
-            else {
-                tracing::error!(scheme = %scheme.scheme.name, schedule = %expr, "schedule or timezone does not parse; run `ferry lint`");
-                continue;
-            };
+            let tz = scheme.timezone;
             let this = Arc::clone(&self);
             let shutdown = shutdown.clone();
             tasks.spawn(async move { this.schedule_loop(scheme, cron, tz, shutdown).await });

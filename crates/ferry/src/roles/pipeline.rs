@@ -83,7 +83,7 @@ impl Pipeline {
                     .await
                     .map_err(|e| FerryError::transient(format!("RabbitMQ: {e}")))?;
                 Arc::new(TransformHandler {
-                    transformer: Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH)?,
+                    transformer: Transformer::new(scheme.clone(), DEFAULT_LOAD_BATCH),
                     publisher,
                     state: self.state.clone(),
                 })

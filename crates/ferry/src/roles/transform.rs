@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use ferry_bus::{Headers, Publisher, Stage, names};
 use ferry_core::files::SchemeFile;
 use ferry_core::identity::distinct_records;
-use ferry_core::mapping::{Mapper, apply_format_response};
+use ferry_core::mapping::apply_format_response;
 use ferry_core::template::Context;
 use ferry_core::{Envelope, FerryError, Record};
 use ferry_state::{Counts, State};
@@ -29,35 +29,21 @@ pub const DEFAULT_LOAD_BATCH: usize = 500;
 
 /// A scheme's mapping, ready to apply: shared by the transform stage and `ferry preview`.
 pub struct Transformer {
+    /// The scheme, with its time zone and compiled templates (parsed when the files were read).
     scheme: SchemeFile,
-    mapper: Mapper,
-    tz: Tz,
     batch_size: usize,
 }
 
 impl Transformer {
-    pub fn new(scheme: SchemeFile, default_batch: usize) -> Result<Transformer, FerryError> {
-        let target = &scheme.scheme.target.metadata;
-        let mapper = Mapper::new(target).map_err(|problems| {
-            let list: Vec<String> = problems
-                .iter()
-                .map(|(path, msg)| format!("target.metadata.{path}: {msg}"))
-                .collect();
-            FerryError::config(list.join("; "))
-        })?;
-        let tz: Tz = scheme.scheme.timezone.parse().map_err(|_| {
-            FerryError::config(format!(
-                "timezone: `{}` is not an IANA time zone",
-                scheme.scheme.timezone
-            ))
-        })?;
-        let batch_size = target.batch_size.unwrap_or(default_batch).max(1);
-        Ok(Transformer {
-            scheme,
-            mapper,
-            tz,
-            batch_size,
-        })
+    pub fn new(scheme: SchemeFile, default_batch: usize) -> Transformer {
+        let batch_size = scheme
+            .scheme
+            .target
+            .metadata
+            .batch_size
+            .unwrap_or(default_batch)
+            .max(1);
+        Transformer { scheme, batch_size }
     }
 
     /// Map one record: formatResponse, then the request tree. Also names the placeholders that
@@ -71,7 +57,7 @@ impl Transformer {
         apply_format_response(
             &self.scheme.scheme.source.metadata.format_response,
             &mut data,
-            self.tz,
+            self.scheme.timezone,
         )
         .map_err(|e| e.with_record_id(&record.id))?;
         let shaped = Record {
@@ -79,8 +65,9 @@ impl Transformer {
             data,
             source: None,
         };
-        self.mapper
-            .map_noting_absent(&shaped, &Context::new(now, self.tz))
+        self.scheme
+            .mapper
+            .map_noting_absent(&shaped, &Context::new(now, self.scheme.timezone))
     }
 }
 
@@ -107,7 +94,7 @@ impl Transformer {
 
     /// The timezone the scheme's templates render in.
     pub fn timezone(&self) -> Tz {
-        self.tz
+        self.scheme.timezone
     }
 
     /// Map every record of a page (what the transform stage does with each message): a record
@@ -205,7 +192,7 @@ impl Handler for TransformHandler {
         trace: &opentelemetry::Context,
     ) -> Result<Handled, FerryError> {
         let t = &self.transformer;
-        let now = chrono::Utc::now().with_timezone(&t.tz);
+        let now = chrono::Utc::now().with_timezone(&t.scheme.timezone);
         let MappedPage {
             records: mapped,
             failed,
