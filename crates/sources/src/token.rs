@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use backon::{ConstantBuilder, Retryable};
 use ferry_core::FerryError;
 use ferry_state::State;
 use serde_json::Value;
@@ -93,25 +94,42 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Token, FerryError>>,
     {
-        if let Some(found) = self.cached().await? {
-            return Ok(found);
-        }
         let lease = format!("token:{}", self.connection);
         let owner = uuid::Uuid::now_v7().simple().to_string();
         let lease_ttl = Duration::from_secs(FETCH_LEASE_SECS);
         let deadline = tokio::time::Instant::now() + lease_ttl;
-        let mut held = self.state.try_lock(&lease, &owner, lease_ttl).await?;
-        while !held && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(WAIT_STEP_MS)).await;
-            if let Some(found) = self.cached().await? {
-                return Ok(found);
+        let (lease, owner) = (lease.as_str(), owner.as_str());
+        // A look: the cached token, else the lease; while another process holds the lease,
+        // look again every WAIT_STEP_MS until it has held it for as long as a lease lasts.
+        let look = move || async move {
+            if let Some(found) = self.cached().await.map_err(Look::Failed)? {
+                return Ok(Some(found));
             }
-            held = self.state.try_lock(&lease, &owner, lease_ttl).await?;
-        }
+            match self.state.try_lock(lease, owner, lease_ttl).await {
+                Ok(true) => Ok(None),
+                Ok(false) => Err(Look::Busy),
+                Err(err) => Err(Look::Failed(err.into())),
+            }
+        };
+        let held = match look
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(Duration::from_millis(WAIT_STEP_MS))
+                    .without_max_times(),
+            )
+            .when(|look| matches!(look, Look::Busy) && tokio::time::Instant::now() < deadline)
+            .await
+        {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => true,
+            // The holder took too long: fetch without the lease.
+            Err(Look::Busy) => false,
+            Err(Look::Failed(err)) => return Err(err),
+        };
         // Someone may have stored a token between our last look and taking the lease.
         if let Some(found) = self.cached().await? {
             if held {
-                let _ = self.state.unlock(&lease, &owner).await;
+                let _ = self.state.unlock(lease, owner).await;
             }
             return Ok(found);
         }
@@ -122,10 +140,18 @@ impl TokenCache {
         };
         if held {
             // A failed unlock only delays the next fetcher until the lease expires.
-            let _ = self.state.unlock(&lease, &owner).await;
+            let _ = self.state.unlock(lease, owner).await;
         }
         outcome
     }
+}
+
+/// A look at the token cache that found no token.
+enum Look {
+    /// Another process holds the fetch lease.
+    Busy,
+    /// The state database failed.
+    Failed(FerryError),
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@
 //! its judge from [`judge_status`] or [`judge_http`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{ConstantBuilder, ExponentialBuilder, Retryable};
 use ferry_core::FerryError;
 use ferry_core::record::value_text;
 use ferry_state::State;
@@ -32,6 +33,8 @@ pub const RETRY_MIN_DELAY_MS: u64 = 200;
 pub const RETRY_MAX_DELAY_MS: u64 = 10_000;
 /// Longest `Retry-After` honoured; a larger hint is cut to this (the extractor retries later).
 pub const MAX_RETRY_AFTER_SECS: u64 = 120;
+/// The window of a connection's `rate_per_sec` limit.
+const RATE_WINDOW_SECS: u64 = 1;
 /// Characters of an unexpected answer quoted in an error message.
 const QUOTED_BODY_CHARS: usize = 200;
 
@@ -281,46 +284,27 @@ impl HttpClient {
 
     /// Send `req` through `vendor` until it succeeds, fails for good, or runs out of attempts.
     /// Every retry is counted per connection ([`call_retries`]).
+    ///
+    /// The schedule is [`retry_policy`]: a retryable failure waits the backoff's delay, or the
+    /// service's hint (`Retry-After`, a vendor's window, at most [`MAX_RETRY_AFTER_SECS`]) when
+    /// that is longer; after [`CALL_ATTEMPTS`] attempts the failure goes to the extractor as
+    /// transient, with the hint. A refused token is renewed and the call sent again at once,
+    /// once per call, without spending an attempt.
     pub async fn call(&self, vendor: &dyn Vendor, req: &Request) -> Result<Reply, FerryError> {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(RETRY_MIN_DELAY_MS))
-            .with_max_delay(Duration::from_millis(RETRY_MAX_DELAY_MS))
-            .with_max_times(self.attempts.saturating_sub(1))
-            .with_jitter()
-            .build();
-        let mut renewed = false;
-        loop {
-            let mut signed = req.clone();
-            vendor.prepare(self, &mut signed).await?;
-            self.wait_for_rate_slot().await?;
-            let (message, hint) = match self.send_once(&signed).await {
-                Err(message) => (message, None),
-                Ok(reply) => match vendor.judge(&reply) {
-                    Verdict::Ok => return Ok(reply),
-                    Verdict::Config(message) => {
-                        return Err(FerryError::config(self.error_text(&message)));
-                    }
-                    Verdict::Reauth { message } if renewed => {
-                        return Err(FerryError::config(self.error_text(&format!(
-                            "{message} (refused again with a new token; check the credentials)"
-                        ))));
-                    }
-                    Verdict::Reauth { message } => {
-                        tracing::info!(connection = %self.connection, reason = %message, "token refused; renewing it");
-                        renewed = true;
-                        vendor.renew_token(self).await?;
-                        continue;
-                    }
-                    Verdict::Retry {
-                        message,
-                        retry_after,
-                    } => (message, retry_after),
-                },
-            };
-            let hint = hint.map(|h| h.min(Duration::from_secs(MAX_RETRY_AFTER_SECS)));
-            match backoff.next() {
-                Some(delay) => {
-                    let delay = hint.map_or(delay, |h| h.max(delay));
+        let renewed = AtomicBool::new(false);
+        let renewed = &renewed;
+        let outcome = (move || self.attempt(vendor, req, renewed))
+            .retry(retry_policy(self.attempts))
+            .when(|failure| matches!(failure, Failure::Retry { .. }))
+            .adjust(|failure, delay| match failure {
+                Failure::Retry {
+                    retry_after: Some(hint),
+                    ..
+                } => delay.map(|delay| delay.max(*hint)),
+                _ => delay,
+            })
+            .notify(|failure, delay| {
+                if let Failure::Retry { message, .. } = failure {
                     count_retry(&self.connection);
                     tracing::warn!(
                         connection = %self.connection,
@@ -329,15 +313,74 @@ impl HttpClient {
                         delay_ms = delay.as_millis() as u64,
                         "call failed; retrying"
                     );
-                    tokio::time::sleep(delay).await;
                 }
-                None => {
-                    return Err(FerryError::Transient {
-                        message: self.error_text(&format!(
-                            "{message} (gave up after {} attempts)",
-                            self.attempts
-                        )),
-                        retry_after: hint,
+            })
+            .await;
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(Failure::Stop(err)) => Err(err),
+            Err(Failure::Retry {
+                message,
+                retry_after,
+            }) => Err(FerryError::Transient {
+                message: self.error_text(&format!(
+                    "{message} (gave up after {} attempts)",
+                    self.attempts
+                )),
+                retry_after,
+            }),
+        }
+    }
+
+    /// One attempt of [`HttpClient::call`]: sign, take a rate slot, send, judge. A refused token
+    /// is renewed and the request sent again within the attempt, unless `renewed` says this call
+    /// renewed it already.
+    async fn attempt(
+        &self,
+        vendor: &dyn Vendor,
+        req: &Request,
+        renewed: &AtomicBool,
+    ) -> Result<Reply, Failure> {
+        loop {
+            let mut signed = req.clone();
+            vendor
+                .prepare(self, &mut signed)
+                .await
+                .map_err(Failure::Stop)?;
+            self.wait_for_rate_slot().await.map_err(Failure::Stop)?;
+            let reply = match self.send_once(&signed).await {
+                Ok(reply) => reply,
+                Err(message) => {
+                    return Err(Failure::Retry {
+                        message,
+                        retry_after: None,
+                    });
+                }
+            };
+            match vendor.judge(&reply) {
+                Verdict::Ok => return Ok(reply),
+                Verdict::Config(message) => {
+                    return Err(Failure::Stop(FerryError::config(self.error_text(&message))));
+                }
+                Verdict::Reauth { message } if renewed.swap(true, Ordering::Relaxed) => {
+                    return Err(Failure::Stop(FerryError::config(self.error_text(
+                        &format!(
+                            "{message} (refused again with a new token; check the credentials)"
+                        ),
+                    ))));
+                }
+                Verdict::Reauth { message } => {
+                    tracing::info!(connection = %self.connection, reason = %message, "token refused; renewing it");
+                    vendor.renew_token(self).await.map_err(Failure::Stop)?;
+                }
+                Verdict::Retry {
+                    message,
+                    retry_after,
+                } => {
+                    return Err(Failure::Retry {
+                        message,
+                        retry_after: retry_after
+                            .map(|hint| hint.min(Duration::from_secs(MAX_RETRY_AFTER_SECS))),
                     });
                 }
             }
@@ -395,20 +438,70 @@ impl HttpClient {
         })
     }
 
+    /// Wait for a slot of the connection's rate limit: a full limiter says how long until its
+    /// next slot; wait that long and ask again, for as long as it takes.
     async fn wait_for_rate_slot(&self) -> Result<(), FerryError> {
         let Some(rate) = self.rate_per_sec else {
             return Ok(());
         };
         let name = format!("conn:{}", self.connection);
-        while let Some(wait) = self
-            .state
-            .take_rate_slot(&name, rate, Duration::from_secs(1))
-            .await?
-        {
-            tokio::time::sleep(wait).await;
-        }
-        Ok(())
+        let name = name.as_str();
+        let take = move || async move {
+            match self
+                .state
+                .take_rate_slot(name, rate, Duration::from_secs(RATE_WINDOW_SECS))
+                .await
+            {
+                Ok(None) => Ok(()),
+                Ok(Some(wait)) => Err(Slot::Busy(wait)),
+                Err(err) => Err(Slot::Failed(err.into())),
+            }
+        };
+        take.retry(ConstantBuilder::default().without_max_times())
+            .when(|slot| matches!(slot, Slot::Busy(_)))
+            .adjust(|slot, _| match slot {
+                Slot::Busy(wait) => Some(*wait),
+                Slot::Failed(_) => None,
+            })
+            .await
+            .map_err(|slot| match slot {
+                Slot::Failed(err) => err,
+                // Not reached: a busy limiter is always waited for.
+                Slot::Busy(wait) => FerryError::Transient {
+                    message: self.error_text("the rate limiter stayed full"),
+                    retry_after: Some(wait),
+                },
+            })
     }
+}
+
+/// The retry schedule of one call of `attempts` attempts: exponential from
+/// [`RETRY_MIN_DELAY_MS`] up to [`RETRY_MAX_DELAY_MS`], with jitter.
+pub(super) fn retry_policy(attempts: usize) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(RETRY_MIN_DELAY_MS))
+        .with_max_delay(Duration::from_millis(RETRY_MAX_DELAY_MS))
+        .with_max_times(attempts.saturating_sub(1))
+        .with_jitter()
+}
+
+/// Why one attempt did not end in a reply the vendor accepts.
+enum Failure {
+    /// Worth sending again, after at least `retry_after` (already capped).
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Not worth sending again: the caller gets this error as it is.
+    Stop(FerryError),
+}
+
+/// A look at the connection's rate limiter that found no slot.
+enum Slot {
+    /// Full: the next slot frees after this long.
+    Busy(Duration),
+    /// The state database failed.
+    Failed(FerryError),
 }
 
 /// What went wrong on the way to `base` (the connection's base URL, its password hidden; never

@@ -247,3 +247,20 @@ fn lookups_parse_both_forms() {
         matches!(&parsed[1], Lookup::Call { method, records_at, .. } if *method == Method::GET && records_at == "/data")
     );
 }
+
+#[test]
+fn a_call_of_five_attempts_waits_four_times_within_the_bounds() {
+    use backon::BackoffBuilder;
+    let delays: Vec<Duration> = super::client::retry_policy(CALL_ATTEMPTS).build().collect();
+    assert_eq!(delays.len(), CALL_ATTEMPTS - 1);
+    // Jitter adds up to the delay itself on top of the schedule 200 ms, 400 ms, 800 ms, ...
+    for (i, delay) in delays.iter().enumerate() {
+        let base = Duration::from_millis(RETRY_MIN_DELAY_MS * 2u64.pow(i as u32))
+            .min(Duration::from_millis(RETRY_MAX_DELAY_MS));
+        assert!(
+            *delay >= base && *delay <= base * 2,
+            "attempt {i}: {delay:?}"
+        );
+    }
+    assert!(super::client::retry_policy(1).build().next().is_none());
+}
