@@ -104,7 +104,7 @@ impl ApiSource {
         let page = PageVars {
             page_size: self.spec.page_size,
             start_row: self.offset,
-            start_page: self.spec.start_page + self.pages,
+            start_page: page_number(self.spec.start_page, self.pages)?,
         };
         let mut vars = Map::new();
         vars.insert("cursor".into(), self.cursor.clone().unwrap_or(Value::Null));
@@ -123,6 +123,27 @@ impl ApiSource {
             .find_map(|path| record_id(data, Some(path)).filter(|id| !id.is_empty()))
             .unwrap_or_default()
     }
+}
+
+/// The number of the page after `pages` pages from `start_page`; an error, not an overflow, when
+/// that is past the largest page number (a huge `pagination.start_page`).
+pub(crate) fn page_number(start_page: u64, pages: u64) -> Result<u64, FerryError> {
+    start_page.checked_add(pages).ok_or_else(|| {
+        config_at(
+            "pagination.start_page",
+            format!(
+                "page {start_page} + {pages} is past the largest page number ({}); start \
+                 from a lower page",
+                u64::MAX
+            ),
+        )
+    })
+}
+
+/// How many pages were read when the last one confirmed was `page` (from a saved cursor).
+pub(crate) fn pages_after(page: u64, start_page: u64) -> u64 {
+    page.checked_sub(start_page)
+        .map_or(0, |read| read.saturating_add(1))
 }
 
 /// The records of a reply at `pointer`: an array; null or missing is an empty page.
@@ -183,7 +204,7 @@ impl Source for ApiSource {
             records.push(Record::new(id, data));
         }
         self.pages += 1;
-        self.offset += n;
+        self.offset = self.offset.saturating_add(n);
 
         // A paging parameter that never reaches the API gives the same page over and over.
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
@@ -260,7 +281,8 @@ impl Source for ApiSource {
             return Ok(None);
         }
         let cursor = json!({
-            "page": self.spec.start_page + self.pages - 1,
+            // The page just read, whose number `request` checked.
+            "page": self.spec.start_page.saturating_add(self.pages - 1),
             "offset": self.offset,
             "cursor": self.cursor.clone().unwrap_or(Value::Null),
             "done": self.done,
@@ -281,7 +303,7 @@ impl Source for ApiSource {
         ) else {
             return Err(crate::foreign_cursor(cursor));
         };
-        self.pages = (page + 1).saturating_sub(self.spec.start_page);
+        self.pages = pages_after(page, self.spec.start_page);
         self.offset = offset;
         self.cursor = cursor.get("cursor").filter(|v| !v.is_null()).cloned();
         self.done = cursor.get("done").and_then(Value::as_bool).unwrap_or(false);

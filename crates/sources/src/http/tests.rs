@@ -264,3 +264,24 @@ fn a_call_of_five_attempts_waits_four_times_within_the_bounds() {
     }
     assert!(super::client::retry_policy(1).build().next().is_none());
 }
+
+#[test]
+fn a_huge_start_page_is_an_error_when_paging_not_an_overflow() {
+    // Found by fuzzing: `pagination.start_page` near u64::MAX overflowed on the second page.
+    use super::paginator::{page_number, pages_after};
+    assert_eq!(page_number(1, 0).unwrap(), 1);
+    assert_eq!(page_number(u64::MAX, 0).unwrap(), u64::MAX);
+    let err = page_number(u64::MAX, 1).unwrap_err();
+    assert_eq!(err.class(), ferry_core::ErrorClass::Config);
+    assert_eq!(
+        err.to_string(),
+        "source.metadata.pagination.start_page: page 18446744073709551615 + 1 is past the \
+         largest page number (18446744073709551615); start from a lower page"
+    );
+    // Resuming from a saved page: as before where nothing overflows, and no panic where it did.
+    assert_eq!(pages_after(3, 1), 3);
+    assert_eq!(pages_after(0, 1), 0);
+    assert_eq!(pages_after(1, 3), 0);
+    assert_eq!(pages_after(u64::MAX, 0), u64::MAX);
+    assert_eq!(pages_after(u64::MAX, u64::MAX), 1);
+}
