@@ -10,25 +10,17 @@ mod common;
 mod harness;
 
 use std::collections::BTreeMap;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{World, all_output, stdout};
 use ferry_bus::{Bus, Headers, Stage, names};
 use ferry_core::{Envelope, ErrorClass, FerryError, Record};
 use ferry_sinks::Sink;
-use harness::Robot;
+use harness::{Robot, contact_name, depth, ferry, setup, state_db};
 use serde_json::{Value, json};
 
 const ROBOT_TOKEN: &str = "robot-token-for-tests";
 const ROBOT_SECRET: &str = "SEC-robot-secret-for-tests";
-const NAMES: [&str; 4] = ["张三", "李四", "王五", "赵六"];
-const COMPANIES: [&str; 3] = ["某某公司 😀", "深圳🚀科技", "北京「引号」有限公司"];
-
-/// The name of contact row `seq`, as the SQL below builds it.
-fn contact_name(seq: u64) -> String {
-    format!("{}{seq}号 🎉", NAMES[(seq % 4) as usize])
-}
 
 /// The text of a markdown robot message.
 fn text_of(message: &Value) -> String {
@@ -68,36 +60,6 @@ fn announced_count(message: &Value) -> usize {
     inner.parse().unwrap()
 }
 
-/// Source database with `rows` contact messages, and the state database URL.
-async fn setup(world: &mut World, rows: u64) -> (String, String) {
-    let www = world.database("www").await;
-    let state = world.state_url();
-    world
-        .exec(&format!(
-            "CREATE TABLE `{www}`.www_contact (
-                id BIGINT NOT NULL PRIMARY KEY,
-                company VARCHAR(100) NOT NULL,
-                name VARCHAR(100) NOT NULL,
-                phone VARCHAR(20) NOT NULL,
-                created_at DATETIME NOT NULL
-            ) CHARACTER SET utf8mb4;
-            INSERT INTO `{www}`.www_contact (id, company, name, phone, created_at)
-            SELECT seq, CONCAT(ELT(1 + seq % 3, '{c0}', '{c1}', '{c2}'), ' ', seq),
-                CONCAT(ELT(1 + seq % 4, '{n0}', '{n1}', '{n2}', '{n3}'), seq, '号 🎉'),
-                CONCAT('138', LPAD(seq, 8, '0')), NOW()
-            FROM `{www}`.seq_1_to_{rows};",
-            c0 = COMPANIES[0],
-            c1 = COMPANIES[1],
-            c2 = COMPANIES[2],
-            n0 = NAMES[0],
-            n1 = NAMES[1],
-            n2 = NAMES[2],
-            n3 = NAMES[3],
-        ))
-        .await;
-    (www, state)
-}
-
 /// `ferry.toml` and seed 000's scheme (keyset paging, the sandbox robot), with `target_extra`
 /// merged into the target metadata. Returns the scheme name.
 fn write_config(
@@ -131,21 +93,7 @@ fn write_config(
     let scheme_json = json!({
         "name": scheme,
         "timezone": "Asia/Shanghai",
-        "source": {
-            "connection": "www",
-            "metadata": {
-                "api": "select",
-                "number": "phone",
-                "id": "name",
-                "idCheck": true,
-                "pagination": {"pageSize": 100, "mode": "keyset", "keyset_field": "id"},
-                "request": [{"field": "main_params", "type": "object", "children": [
-                    {"field": "limit", "type": "string", "value": "{PAGINATION_PAGE_SIZE}"}
-                ]}],
-                "otherRequest": [{"field": "main_sql", "type": "string",
-                    "value": "select id,company,name,phone,created_at from www_contact where created_at >= '{{DAYS_AGO_1|datetime}}' and id > :last_id order by id limit :limit"}]
-            }
-        },
+        "source": harness::contact_source(),
         "target": {"connection": "notify", "metadata": target}
     });
     world.write(
@@ -170,33 +118,6 @@ secret = "{secret}"
             base = robot.url(),
         ),
     );
-}
-
-/// `ferry <args>` without blocking the runtime the sandbox runs on.
-async fn ferry(world: &World, args: &[&str]) -> Output {
-    let cmd = tokio::process::Command::from(world.command(args)).output();
-    tokio::time::timeout(Duration::from_secs(600), cmd)
-        .await
-        .expect("ferry finished within 10 minutes")
-        .expect("ferry runs")
-}
-
-/// Ready messages in `scheme`'s `stage` queue (`dlq` for its dead letters).
-async fn depth(scheme: &str, queue: &str) -> u32 {
-    let bus = Bus::connect(common::AMQP, "ferry-test-robot-depth")
-        .await
-        .unwrap();
-    let depths = bus.queue_depths(scheme).await.unwrap();
-    let _ = bus.close().await;
-    depths
-        .iter()
-        .find(|d| d.queue == queue)
-        .map(|d| d.messages)
-        .unwrap_or_else(|| panic!("no queue {queue}"))
-}
-
-fn state_db(state: &str) -> String {
-    state.rsplit('/').next().unwrap().to_string()
 }
 
 /// Every message carries what it announces, and together they hold `expected` names once each.

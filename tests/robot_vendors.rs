@@ -1,23 +1,456 @@
-//! Issue 15: the WeCom group robot, the Feishu custom bot and the `http` target, each sink
-//! against its sandbox simulator and a real state database (MariaDB): three sink replicas
-//! sharing one limiter stay under the vendor's limit with no throttle answer, a second write
-//! pushes nothing (the ledger), a wrong key or signature is a configuration error, and the HTTP
-//! target dead-letters a refused record alone and retries a throttle code.
+//! Issue 15: the WeCom group robot, the Feishu custom bot and the `http` target.
+//!
+//! End to end first: a contact table (Chinese names, emoji) in MariaDB read by `ferry extract`,
+//! mapped by `ferry transform` and written by three `ferry load` processes, through the real
+//! RabbitMQ, against the sandbox's simulators running in this test process. Each robot gets
+//! every record exactly once under its limits (every call the simulator answered became a
+//! message, so none drew 45009 or 11232), a re-run pushes nothing, and a wrong key or signing
+//! secret stops the scheme with the vendor's error while its messages wait in the load queue
+//! (a loader with the right credential then delivers them). The `http` target dead-letters the
+//! one record the API refuses, alone and with its error, waits out throttle codes, and posts
+//! nothing twice on a re-run.
+//!
+//! Then each sink on its own against its simulator and a state database: three sink replicas
+//! sharing one limiter, the ledger, a wrong credential as a configuration error.
 
 mod common;
 #[path = "common/robot.rs"]
 mod harness;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::World;
+use common::{World, all_output, stdout};
+use ferry_bus::{Stage, names};
 use ferry_core::config::{HttpConnection, Secret};
 use ferry_core::{ErrorClass, FerryError, Metadata, Record};
 use ferry_sandbox::SandboxOptions;
 use ferry_sinks::Sink;
 use ferry_sinks::robot::{FeishuWebhook, Format, RobotSettings, RobotSink, WeComWebhook};
-use harness::Robot;
+use harness::{Robot, add_contacts, contact_name, depth, ferry, setup, state_db};
 use serde_json::{Value, json};
+
+/// A robot kind as the end-to-end test drives it.
+struct RobotKind {
+    /// Prefix of the test's names.
+    tag: &'static str,
+    /// The target's `api`.
+    api: &'static str,
+    /// `[connections.notify]` for the sandbox at `base_url`, with the right credential or not.
+    connection: fn(base_url: &str, right: bool) -> String,
+    /// The credential of the wrong connection, which must not show in any output.
+    wrong: &'static str,
+    /// The sandbox route every push calls (`POST ...`), for its call count.
+    route: &'static str,
+    /// The simulator's inbox.
+    inbox: &'static str,
+    /// The text of an accepted message.
+    text: fn(&Value) -> String,
+    /// How the scheme's stop reads (after `connection `notify`: `), the vendor's text included.
+    refused: &'static str,
+}
+
+const WECOM: RobotKind = RobotKind {
+    tag: "wxe",
+    api: "WeComRobotPush",
+    connection: |base_url, right| {
+        format!(
+            "[connections.notify]\nkind = \"wecom_robot\"\nbase_url = \"{base_url}\"\nkey = \"{}\"\n",
+            if right {
+                "wecom-sandbox-key"
+            } else {
+                "wecom-wrong-key"
+            }
+        )
+    },
+    wrong: "wecom-wrong-key",
+    route: "POST /cgi-bin/webhook/send",
+    inbox: "/cgi-bin/webhook/messages",
+    text: |m| {
+        m["body"]["markdown"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    },
+    refused: "the WeCom robot refused the message: errcode 93000 (invalid webhook url, more info \
+              at https://open.work.weixin.qq.com/devtool/query?e=93000); the webhook key is \
+              wrong or the robot was removed; check the connection's `key`",
+};
+
+const FEISHU: RobotKind = RobotKind {
+    tag: "fse",
+    api: "FeishuRobotPush",
+    connection: |base_url, right| {
+        format!(
+            "[connections.notify]\nkind = \"feishu_robot\"\nbase_url = \"{base_url}\"\n\
+             token = \"feishu-sandbox-token\"\nsecret = \"{}\"\nper_minute = 20\n",
+            if right {
+                "feishu-sandbox-secret"
+            } else {
+                "feishu-wrong-secret"
+            }
+        )
+    },
+    wrong: "feishu-wrong-secret",
+    route: "POST /open-apis/bot/v2/hook/feishu-sandbox-token",
+    inbox: "/open-apis/bot/v2/messages",
+    text: |m| {
+        m["body"]["content"]["post"]["zh_cn"]["content"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| l[0]["text"].as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    },
+    refused: "the Feishu bot refused the message: code 19021 (sign match fail or timestamp is \
+              not within one hour from current time); check the connection's `secret`",
+};
+
+/// Rows of the first run; the wrong-credential run adds [`MORE`].
+const FIRST: u64 = 30;
+const MORE: u64 = 6;
+/// The sandbox's rate window (the vendors' is a minute), matched by the target's `window_secs`.
+const WINDOW_SECS: u64 = 5;
+
+/// `ferry.toml` with the contact database as `www` and `connection` after it.
+fn write_toml(world: &World, www: &str, state: &str, connection: &str) {
+    world.write_ferry_toml(
+        state,
+        &format!("{}{connection}", common::mysql_connection("www", www)),
+    );
+}
+
+/// The contact scheme to `target` (connection and metadata); returns its name.
+fn write_scheme(world: &mut World, target: Value) -> String {
+    let scheme = world.scheme_name("contact");
+    let scheme_json = json!({
+        "name": scheme,
+        "timezone": "Asia/Shanghai",
+        "source": harness::contact_source(),
+        "target": target,
+    });
+    world.write(
+        "schemes/contact.json",
+        &serde_json::to_string_pretty(&scheme_json).unwrap(),
+    );
+    scheme
+}
+
+/// Wait until `runs` (the state database's `ferry_runs`) holds `count` rows matching `filter`.
+async fn wait_for_runs(world: &World, runs: &str, filter: &str, count: i64) {
+    world
+        .wait_for(
+            &format!("{count} run(s) {filter}"),
+            Duration::from_secs(60),
+            || async {
+                (world
+                    .scalar_i64(&format!("SELECT COUNT(*) FROM {runs} WHERE {filter}"))
+                    .await
+                    == count)
+                    .then_some(())
+            },
+        )
+        .await;
+}
+
+/// Start a transform and three loaders, then extract once.
+async fn start_pipeline(world: &mut World) {
+    world.spawn(&["transform", "--workers", "1"], "transform.log");
+    for i in 0..3 {
+        world.spawn(&["load", "--workers", "2"], &format!("load{i}.log"));
+    }
+    extract_once(world).await;
+}
+
+async fn extract_once(world: &World) {
+    let out = ferry(world, &["extract", "--once"]).await;
+    assert!(out.status.success(), "{}", all_output(&out));
+}
+
+/// Each name of `seqs` exactly once in the texts of `messages`, one record a message.
+fn assert_each_contact_once(
+    kind: &RobotKind,
+    messages: &[Value],
+    seqs: std::ops::RangeInclusive<u64>,
+) {
+    let texts: Vec<String> = messages.iter().map(kind.text).collect();
+    let mut names = names_in(&texts);
+    names.sort();
+    let mut want: Vec<String> = seqs.map(contact_name).collect();
+    want.sort();
+    assert_eq!(names, want, "{texts:#?}");
+    assert_eq!(texts.len(), want.len(), "one record a message");
+}
+
+/// An `http` target on the collect API, five records a request, `extra` added: success is
+/// `/code` = 0, 4290 a throttle code waited out 1 s, 1001 a refused record.
+fn collect_target(extra: Value) -> Value {
+    let mut target = json!({
+        "api": "/collect/v1/contacts",
+        "method": "POST",
+        "idCheck": true,
+        "batch_size": 5,
+        "success_pointer": "/code",
+        "throttle_codes": [4290],
+        "record_codes": [1001],
+        "throttle_wait_secs": 1
+    });
+    if let (Some(t), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        t.extend(extra);
+    }
+    target
+}
+
+/// The `contact_id`s the collect API took (from single records and batches), sorted.
+fn posted_ids(taken: &[Value]) -> Vec<u64> {
+    let mut ids: Vec<u64> = taken
+        .iter()
+        .flat_map(|r| match &r["body"] {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        })
+        .map(|b| b["contact_id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The end-to-end run of a robot kind (see the module's documentation).
+async fn robot_end_to_end(kind: &RobotKind) {
+    let mut world = World::new(kind.tag).await;
+    let robot = Robot::start_with(SandboxOptions {
+        robot_window_secs: WINDOW_SECS,
+        wecom_limit: 20,
+        feishu_limit: 20,
+        feishu_per_sec: 5,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let (www, state) = setup(&mut world, FIRST).await;
+    let scheme = write_scheme(
+        &mut world,
+        json!({"connection": "notify", "metadata": robot_target(
+            kind.api,
+            json!({"batch_size": 1, "window_secs": WINDOW_SECS}),
+        )}),
+    );
+    write_toml(&world, &www, &state, &(kind.connection)(&robot.url(), true));
+    let runs = format!("`{}`.ferry_runs", state_db(&state));
+    let load_queue = names::work_queue(&scheme, Stage::Load);
+    let dlq = names::dlq(&scheme, Stage::Load);
+
+    // 30 records, one a message, through three loaders: 20 per 5 s window at most.
+    start_pipeline(&mut world).await;
+    wait_for_runs(&world, &runs, "status = 'done' AND written = 30", 1).await;
+    let messages = robot.inbox(kind.inbox).await;
+    assert_each_contact_once(kind, &messages, 1..=FIRST);
+    // Every call the simulator answered became a message: none drew the throttle answer
+    // (45009, 11232; both come with HTTP 200).
+    assert_eq!(
+        robot.route_statuses(kind.route).await,
+        (FIRST, BTreeMap::from([("200".to_string(), FIRST)]))
+    );
+    let at: Vec<i64> = messages
+        .iter()
+        .map(|m| m["received_at_ms"].as_i64().unwrap())
+        .collect();
+    for i in 20..at.len() {
+        assert!(
+            at[i] - at[i - 20] >= (WINDOW_SECS * 1_000) as i64,
+            "messages {} and {i} are {} ms apart",
+            i - 20,
+            at[i] - at[i - 20]
+        );
+    }
+
+    // A re-run reads the same rows: the ledger skips every one.
+    extract_once(&world).await;
+    wait_for_runs(
+        &world,
+        &runs,
+        "status = 'done' AND written = 0 AND skipped = 30",
+        1,
+    )
+    .await;
+    assert_eq!(robot.route_calls(kind.route).await, FIRST);
+    assert_eq!(robot.inbox(kind.inbox).await.len(), FIRST as usize);
+    let codes = world.stop_all();
+    assert_eq!(
+        codes,
+        vec![Some(0); 4],
+        "graceful exits\n{}",
+        world.log("load0.log")
+    );
+
+    // Six new rows and a wrong credential: the scheme stops with the vendor's error, and the
+    // six load messages wait in their queue (none dead-lettered, none lost).
+    add_contacts(&world, &www, FIRST + 1, FIRST + MORE).await;
+    write_toml(
+        &world,
+        &www,
+        &state,
+        &(kind.connection)(&robot.url(), false),
+    );
+    let out = ferry(&world, &["run", "--once", "--timeout-secs", "60"]).await;
+    let everything = all_output(&out);
+    assert!(!out.status.success(), "{everything}");
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: stopped: connection `notify`: {}",
+            kind.refused
+        )),
+        "{everything}"
+    );
+    assert!(!everything.contains(kind.wrong), "{everything}");
+    world
+        .wait_for(
+            "the six load messages back in their queue",
+            Duration::from_secs(30),
+            || async { (depth(&scheme, &load_queue).await == MORE as u32).then_some(()) },
+        )
+        .await;
+    assert_eq!(depth(&scheme, &dlq).await, 0);
+    assert_eq!(robot.inbox(kind.inbox).await.len(), FIRST as usize);
+    let status = ferry(&world, &["status", "--json", "--scheme", &scheme]).await;
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let run = &status[0]["runs"][0];
+    assert_eq!(run["status"], "stopped", "{run}");
+    assert!(
+        run["error"].as_str().unwrap_or("").contains(kind.refused),
+        "{run}"
+    );
+
+    // The credential fixed, one loader delivers the kept messages, each once.
+    write_toml(&world, &www, &state, &(kind.connection)(&robot.url(), true));
+    world.spawn(&["load", "--workers", "1"], "load-fixed.log");
+    world
+        .wait_for(
+            "the kept messages delivered",
+            Duration::from_secs(60),
+            || async {
+                (robot.inbox(kind.inbox).await.len() == (FIRST + MORE) as usize).then_some(())
+            },
+        )
+        .await;
+    assert_each_contact_once(kind, &robot.inbox(kind.inbox).await, 1..=FIRST + MORE);
+    world
+        .wait_for("an empty load queue", Duration::from_secs(30), || async {
+            (depth(&scheme, &load_queue).await == 0).then_some(())
+        })
+        .await;
+    assert_eq!(world.stop_all(), vec![Some(0)]);
+    world.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_end_to_end_three_loaders_push_once_under_the_limit_and_a_wrong_key_keeps_the_messages()
+ {
+    robot_end_to_end(&WECOM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feishu_end_to_end_three_loaders_push_once_under_the_limits_and_a_wrong_secret_keeps_the_messages()
+ {
+    robot_end_to_end(&FEISHU).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_end_to_end_dead_letters_the_refused_record_alone_retries_throttles_and_posts_once() {
+    const ROWS: u64 = 20;
+    const REFUSED: u64 = 13;
+    let mut world = World::new("hte").await;
+    let api = Robot::start_with(SandboxOptions::default()).await;
+    let (www, state) = setup(&mut world, ROWS).await;
+    world
+        .exec(&format!(
+            "UPDATE `{www}`.www_contact SET company = 'REJECT' WHERE id = {REFUSED}"
+        ))
+        .await;
+    let scheme = write_scheme(
+        &mut world,
+        json!({"connection": "crm", "metadata": collect_target(json!({
+            "request": [
+                {"field": "contact_id", "type": "int", "value": "{id}"},
+                {"field": "name", "type": "string", "value": "{name}"},
+                {"field": "company", "type": "string", "value": "{company}"}
+            ]
+        }))}),
+    );
+    write_toml(
+        &world,
+        &www,
+        &state,
+        &format!(
+            "[connections.crm]\nkind = \"http\"\nbase_url = \"{}\"\nrate_per_sec = 20\n\
+             headers = {{ Authorization = \"Bearer collect-sandbox-token\" }}\n",
+            api.url()
+        ),
+    );
+    let runs = format!("`{}`.ferry_runs", state_db(&state));
+    let route = "POST /collect/v1/contacts";
+    let dlq = names::dlq(&scheme, Stage::Load);
+
+    // Every third call answers code 4290 (too fast): waited out and sent again.
+    api.set_faults(json!({"collect": {"throttle_every": 3}}))
+        .await;
+    start_pipeline(&mut world).await;
+    wait_for_runs(
+        &world,
+        &runs,
+        "status = 'done' AND written = 19 AND skipped = 0 AND dead = 1",
+        1,
+    )
+    .await;
+    let taken = api.inbox("/_sandbox/collect").await;
+    let want: Vec<u64> = (1..=ROWS).filter(|i| *i != REFUSED).collect();
+    assert_eq!(posted_ids(&taken), want, "each accepted record once");
+    let (calls, statuses) = api.route_statuses(route).await;
+    assert_eq!(statuses, BTreeMap::from([("200".to_string(), calls)]));
+    // Four batches of five; the refused one again one record a call (five calls): 9 answered
+    // without a throttle, plus every third call throttled and sent again.
+    assert!(calls > 9, "throttled calls were sent again: {calls} calls");
+    assert_eq!(taken.len(), 3 + 4, "three batches and four records alone");
+
+    // The refused record alone in the dead-letter queue, with the API's answer.
+    let dead = common::drain_queue(&dlq).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let (body, headers) = &dead[0];
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{body}");
+    assert_eq!(records[0]["id"], contact_name(REFUSED));
+    assert_eq!(records[0]["data"]["company"], "REJECT");
+    assert_eq!(headers[names::ERROR_CLASS], "record", "{headers:?}");
+    // Sent alone, as a batch of one (an array): the API points at its first item.
+    assert!(
+        headers[names::ERROR].contains(&format!(
+            "connection `crm`: {}/collect/v1/contacts answered /code = 1001 (invalid value at /0/company)",
+            api.url()
+        )),
+        "{headers:?}"
+    );
+
+    // A re-run: the 19 are in the ledger; only the refused record is sent (and refused) again.
+    api.set_faults(json!({"collect": {}})).await;
+    extract_once(&world).await;
+    wait_for_runs(
+        &world,
+        &runs,
+        "status = 'done' AND written = 0 AND skipped = 19 AND dead = 1",
+        1,
+    )
+    .await;
+    assert_eq!(api.inbox("/_sandbox/collect").await.len(), taken.len());
+    assert_eq!(api.route_calls(route).await, calls + 1);
+    let dead = common::drain_queue(&dlq).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0["records"][0]["id"], contact_name(REFUSED));
+    assert_eq!(world.stop_all(), vec![Some(0); 4]);
+    world.clean().await;
+}
 
 fn contact(i: u64) -> Record {
     Record::new(
@@ -26,8 +459,9 @@ fn contact(i: u64) -> Record {
     )
 }
 
-fn metadata(api: &str, extra: Value) -> Metadata {
-    let mut m: Metadata = serde_json::from_value(json!({
+/// A robot target's metadata: title, header and two labelled fields, `extra` added.
+fn robot_target(api: &str, extra: Value) -> Value {
+    let mut target = json!({
         "api": api,
         "idCheck": true,
         "request": [
@@ -36,8 +470,15 @@ fn metadata(api: &str, extra: Value) -> Metadata {
             {"label": "姓名", "field": "name", "value": "{name}"},
             {"label": "公司", "field": "company", "value": "{company}"}
         ]
-    }))
-    .unwrap();
+    });
+    if let (Some(t), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        t.extend(extra);
+    }
+    target
+}
+
+fn metadata(api: &str, extra: Value) -> Metadata {
+    let mut m: Metadata = serde_json::from_value(robot_target(api, json!({}))).unwrap();
     if let Value::Object(map) = extra {
         m.extra.extend(map.clone());
         if let Some(n) = map.get("batch_size").and_then(Value::as_u64) {
@@ -307,17 +748,7 @@ async fn http_target_dead_letters_a_refused_record_alone_retries_throttles_and_p
         timeout_secs: 10,
         rate_per_sec: Some(20),
     };
-    let mut meta: Metadata = serde_json::from_value(json!({
-        "api": "/collect/v1/contacts",
-        "method": "POST",
-        "idCheck": true,
-        "batch_size": 5,
-        "success_pointer": "/code",
-        "throttle_codes": [4290],
-        "record_codes": [1001],
-        "throttle_wait_secs": 1
-    }))
-    .unwrap();
+    let mut meta: Metadata = serde_json::from_value(collect_target(json!({}))).unwrap();
     meta.batch_size = Some(5);
     let sink = ferry_sinks::http::HttpSink::new(
         "crm",
@@ -352,19 +783,8 @@ async fn http_target_dead_letters_a_refused_record_alone_retries_throttles_and_p
         "{err}"
     );
     let taken = api.get_json("/_sandbox/collect").await;
-    let mut ids: Vec<u64> = taken
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| match &r["body"] {
-            Value::Array(items) => items.clone(),
-            one => vec![one.clone()],
-        })
-        .map(|b| b["contact_id"].as_u64().unwrap())
-        .collect();
-    ids.sort();
     assert_eq!(
-        ids,
+        posted_ids(taken.as_array().unwrap()),
         (1..=20).filter(|i| *i != 13).collect::<Vec<_>>(),
         "each once"
     );
