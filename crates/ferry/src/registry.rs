@@ -15,9 +15,11 @@ use futures_util::future::BoxFuture;
 
 use ferry_core::FerryError;
 use ferry_core::config::Connection;
+use ferry_core::config::RobotFormat;
 use ferry_core::files::{Role, SchemeFile};
 use ferry_core::template::Context;
 use ferry_sinks::Sink;
+use ferry_sinks::robot::{FeishuWebhook, RobotSettings, RobotSink, WeComWebhook};
 use ferry_sources::Source;
 use ferry_sources::http::HttpClient;
 use ferry_sources::vendors;
@@ -186,23 +188,6 @@ fn kingdee_source<'a>(
     })
 }
 
-fn dingtalk_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
-    Box::pin(async move {
-        let Connection::DingTalkRobot(conn) = o.connection else {
-            return Err(cannot_open(o.name, o.connection, Role::Target));
-        };
-        let sink = ferry_sinks::robot::RobotSink::new(
-            o.name,
-            conn,
-            &o.scheme.scheme.target.metadata,
-            o.connections.state().clone(),
-            ferry_sinks::robot::http_client()?,
-            &o.scheme.scheme.name,
-        )?;
-        Ok(Arc::new(sink) as Arc<dyn Sink>)
-    })
-}
-
 fn http_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
     Box::pin(async move {
         let Connection::Http(conn) = o.connection else {
@@ -220,61 +205,98 @@ fn http_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, Ferr
     })
 }
 
-fn wecom_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
-    Box::pin(async move {
-        let Connection::WeComRobot(conn) = o.connection else {
-            return Err(cannot_open(o.name, o.connection, Role::Target));
-        };
-        let settings = ferry_sinks::robot::RobotSettings {
-            connection: o.name,
-            format: conn.format.into(),
-            keyword: None,
-            per_minute: conn.per_minute,
-            timeout_secs: conn.timeout_secs,
-        };
-        let webhook = ferry_sinks::robot::WeComWebhook {
-            base_url: conn.base_url.clone(),
-            key: conn.key.clone(),
-        };
-        let sink = ferry_sinks::robot::RobotSink::wecom(
-            settings,
-            &webhook,
+/// The robot client, the scheme's target metadata, the state database and the scheme's name:
+/// what every robot sink opens with; `open` adds the vendor's connection.
+fn robot_sink<'a>(
+    o: &'a Opening<'a>,
+    open: impl FnOnce(
+        &ferry_core::Metadata,
+        ferry_state::State,
+        reqwest::Client,
+        &str,
+    ) -> Result<RobotSink, FerryError>,
+) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    let sink = ferry_sinks::robot::http_client().and_then(|client| {
+        open(
             &o.scheme.scheme.target.metadata,
             o.connections.state().clone(),
-            ferry_sinks::robot::http_client()?,
+            client,
             &o.scheme.scheme.name,
-        )?;
-        Ok(Arc::new(sink) as Arc<dyn Sink>)
+        )
+    });
+    Box::pin(std::future::ready(
+        sink.map(|sink| Arc::new(sink) as Arc<dyn Sink>),
+    ))
+}
+
+/// What a robot connection of any vendor says, for [`RobotSettings`].
+fn robot_settings<'a>(
+    o: &'a Opening<'a>,
+    format: RobotFormat,
+    keyword: Option<String>,
+    per_minute: u32,
+    timeout_secs: u64,
+) -> RobotSettings<'a> {
+    RobotSettings {
+        connection: o.name,
+        format: format.into(),
+        keyword,
+        per_minute,
+        timeout_secs,
+    }
+}
+
+/// A connection that cannot be this kind's target (the factory table says otherwise).
+fn not_a_target<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    Box::pin(std::future::ready(Err(cannot_open(
+        o.name,
+        o.connection,
+        Role::Target,
+    ))))
+}
+
+fn dingtalk_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    let Connection::DingTalkRobot(conn) = o.connection else {
+        return not_a_target(o);
+    };
+    robot_sink(o, |metadata, state, client, scheme| {
+        RobotSink::new(o.name, conn, metadata, state, client, scheme)
+    })
+}
+
+fn wecom_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
+    let Connection::WeComRobot(conn) = o.connection else {
+        return not_a_target(o);
+    };
+    let settings = robot_settings(o, conn.format, None, conn.per_minute, conn.timeout_secs);
+    let webhook = WeComWebhook {
+        base_url: conn.base_url.clone(),
+        key: conn.key.clone(),
+    };
+    robot_sink(o, |metadata, state, client, scheme| {
+        RobotSink::wecom(settings, &webhook, metadata, state, client, scheme)
     })
 }
 
 fn feishu_robot_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, FerryError>> {
-    Box::pin(async move {
-        let Connection::FeishuRobot(conn) = o.connection else {
-            return Err(cannot_open(o.name, o.connection, Role::Target));
-        };
-        let settings = ferry_sinks::robot::RobotSettings {
-            connection: o.name,
-            format: conn.format.into(),
-            keyword: conn.keyword.clone(),
-            per_minute: conn.per_minute,
-            timeout_secs: conn.timeout_secs,
-        };
-        let webhook = ferry_sinks::robot::FeishuWebhook {
-            base_url: conn.base_url.clone(),
-            token: conn.token.clone(),
-            secret: conn.secret.clone(),
-            per_second: conn.per_second,
-        };
-        let sink = ferry_sinks::robot::RobotSink::feishu(
-            settings,
-            &webhook,
-            &o.scheme.scheme.target.metadata,
-            o.connections.state().clone(),
-            ferry_sinks::robot::http_client()?,
-            &o.scheme.scheme.name,
-        )?;
-        Ok(Arc::new(sink) as Arc<dyn Sink>)
+    let Connection::FeishuRobot(conn) = o.connection else {
+        return not_a_target(o);
+    };
+    let settings = robot_settings(
+        o,
+        conn.format,
+        conn.keyword.clone(),
+        conn.per_minute,
+        conn.timeout_secs,
+    );
+    let webhook = FeishuWebhook {
+        base_url: conn.base_url.clone(),
+        token: conn.token.clone(),
+        secret: conn.secret.clone(),
+        per_second: conn.per_second,
+    };
+    robot_sink(o, |metadata, state, client, scheme| {
+        RobotSink::feishu(settings, &webhook, metadata, state, client, scheme)
     })
 }
 

@@ -3,63 +3,20 @@
 //! every replica (so its load queue has a single active consumer), and the `idCheck` ledger so a
 //! record that comes again is not pushed twice.
 
-use super::http::{DEFAULT_TIMEOUT_SECS, no_check};
-use super::{Kind, Opens, ROBOT_TARGET_KEYS, Writes, api_one_of};
+use super::Kind;
+use super::http::DEFAULT_TIMEOUT_SECS;
+use super::robot::{DINGTALK, read_format, read_limit, robot_kind};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::files::Role;
-use crate::scheme::Endpoint;
 
 /// The DingTalk custom robot host.
 pub const DINGTALK_ROBOT_BASE_URL: &str = "https://oapi.dingtalk.com";
 /// A DingTalk robot accepts 20 messages a minute, then stays throttled for about 10 minutes.
 pub const DINGTALK_ROBOT_PER_MINUTE: u32 = 20;
 
-pub static KIND: Kind = Kind {
-    name: "dingtalk_robot",
-    opens: Opens::Target,
-    rate_limited: true,
-    single_active_consumer: true,
-    writes: Writes::Ledger,
-    sql: false,
-    source_keys: &[],
-    target_keys: ROBOT_TARGET_KEYS,
-    pagination_keys: &[],
-    read: |r, report| Connection::DingTalkRobot(DingTalkRobotConnection::read(r, report)),
-    api: |role, api| api_one_of(api, role, &["DingTalkRoBotPush"]),
-    check: no_check,
-    lint,
-    lint_connection,
-};
-
-/// The robot's token as a request field would be sent as message text.
-fn lint(endpoint: &Endpoint, role: Role, warn: &mut dyn FnMut(String, String)) {
-    if let Some(i) = endpoint
-        .metadata
-        .request
-        .iter()
-        .position(|f| f.key() == Some("access_token"))
-    {
-        warn(
-            format!("{}.metadata.request[{i}]", role.as_str()),
-            "the robot's access token belongs in ferry.toml (the connection's \
-             `access_token`); as a request field it is sent as message text"
-                .into(),
-        );
-    }
-}
-
-/// A robot without a signing secret.
-fn lint_connection(connection: &Connection) -> Vec<String> {
-    match connection {
-        Connection::DingTalkRobot(robot) if robot.secret.is_none() => vec![
-            "the robot has no signing `secret`: anyone who learns its access token can \
-             post to the group; turn on signing (加签) for the robot and set `secret`"
-                .into(),
-        ],
-        _ => Vec::new(),
-    }
-}
+pub static KIND: Kind = robot_kind::<DINGTALK>(|r, report| {
+    Connection::DingTalkRobot(DingTalkRobotConnection::read(r, report))
+});
 
 /// How robot messages are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,19 +56,8 @@ impl DingTalkRobotConnection {
             access_token: r.secret(report, "access_token"),
             secret: r.opt_secret(report, "secret").filter(|s| !s.is_empty()),
             keyword: r.opt_string(report, "keyword").filter(|k| !k.is_empty()),
-            per_minute: r.uint(
-                report,
-                "per_minute",
-                1..=DINGTALK_ROBOT_PER_MINUTE.into(),
-                DINGTALK_ROBOT_PER_MINUTE,
-            ),
-            format: match r
-                .choice(report, "format", &["markdown", "text"], "markdown")
-                .as_str()
-            {
-                "text" => RobotFormat::Text,
-                _ => RobotFormat::Markdown,
-            },
+            per_minute: read_limit(r, report, "per_minute", DINGTALK_ROBOT_PER_MINUTE),
+            format: read_format(r, report, ("markdown", RobotFormat::Markdown)),
             timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
         }
     }

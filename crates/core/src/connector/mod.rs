@@ -33,6 +33,7 @@ pub mod kingdee;
 pub mod mysql;
 pub mod noop;
 pub mod okki;
+mod robot;
 pub mod wecom_robot;
 
 use std::fmt;
