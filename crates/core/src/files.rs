@@ -28,6 +28,7 @@ use serde_json::Value;
 use crate::config::env::substitute;
 use crate::config::{Connection, FerryConfig, Secret};
 use crate::connector::misspelt_keys;
+use crate::connector::sync::SyncOptions;
 use crate::mapping::{Mapper, check_format_rules, placeholders_of};
 use crate::problem::Problem;
 use crate::scheme::{Endpoint, Metadata, Scheme};
@@ -67,6 +68,8 @@ pub struct SchemeFile {
     pub schedule: Option<Cron>,
     /// The target's `request` and `otherRequest` templates, compiled: applied to every record.
     pub mapper: Arc<Mapper>,
+    /// The source's window and data cursor options (`sync_overlap_secs`, `cursor_field`, ...).
+    pub sync: SyncOptions,
     /// The values `${VAR}` took from the environment: shown as `***` wherever the scheme's
     /// output is displayed ([`SchemeFile::redact`]).
     pub env_values: Vec<Secret>,
@@ -190,6 +193,7 @@ pub fn read(
             timezone: parsed.timezone,
             schedule: parsed.schedule,
             mapper: Arc::new(parsed.mapper),
+            sync: parsed.sync,
             env_values,
         });
     }
@@ -286,6 +290,7 @@ struct Parsed {
     timezone: Tz,
     schedule: Option<Cron>,
     mapper: Mapper,
+    sync: SyncOptions,
 }
 
 /// Substitute `${VAR}` / `${VAR:-default}` in every string value under `value` (keys are
@@ -363,11 +368,16 @@ fn check_scheme(
     };
     check_endpoint(&scheme.source, Role::Source, config, out);
     let mapper = check_endpoint(&scheme.target, Role::Target, config, out);
+    // Every source kind's run reads these alike, so they are checked whatever the kind.
+    let sync = SyncOptions::read(&scheme.source.metadata)
+        .map_err(|problems| out.extend(problems))
+        .ok();
     check_variables(scheme, out);
     Some(Parsed {
         timezone: timezone?,
         schedule: schedule?,
         mapper: mapper?,
+        sync: sync?,
     })
 }
 

@@ -25,44 +25,32 @@ pub mod vendors;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ferry_core::connector::sync::SyncOptions;
 use ferry_core::scheme::Metadata;
 use ferry_core::{FerryError, Record};
 use serde_json::Value;
 
-/// How far `LAST_SYNC_TIME` (and a datetime `LAST_CURSOR`) is moved back when the scheme sets
-/// no `sync_overlap_secs`.
-pub const DEFAULT_SYNC_OVERLAP_SECS: u64 = 300;
+pub use ferry_core::connector::sync::{DEFAULT_SYNC_OVERLAP_SECS, MAX_SYNC_OVERLAP_SECS};
 
-/// The largest overlap accepted: 100 years. Windows are computed on chrono times, which cannot
-/// move back by an arbitrary number of seconds.
-pub const MAX_SYNC_OVERLAP_SECS: u64 = 100 * 365 * 24 * 60 * 60;
-
-/// The overlap of a source, every kind alike: `sync_overlap_secs` in the metadata, else
-/// `pagination.overlap_secs`, else [`DEFAULT_SYNC_OVERLAP_SECS`]. The next window starts this
-/// much earlier than the last one began, so records stamped near the boundary (or committed
-/// late) are read again; idempotent writes absorb the repeats.
+/// The overlap of a source, every kind alike, as [`SyncOptions::read`] (the one parser of it)
+/// reads it: `sync_overlap_secs` in the metadata, else `pagination.overlap_secs`, else
+/// [`DEFAULT_SYNC_OVERLAP_SECS`]. The next window starts this much earlier than the last one
+/// began, so records stamped near the boundary (or committed late) are read again; idempotent
+/// writes absorb the repeats. `ferry lint` refused a bad value already; the error is for
+/// metadata that did not come through [`ferry_core::files::read`].
 pub fn overlap(metadata: &Metadata) -> Result<Duration, FerryError> {
-    let read = |map: &serde_json::Map<String, Value>, key: &str, path: &str| match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .filter(|secs| *secs <= MAX_SYNC_OVERLAP_SECS)
-            .map(Some)
-            .ok_or_else(|| {
-                FerryError::config(format!(
-                    "source.metadata.{path}: expected a whole number of seconds up to \
-                     {MAX_SYNC_OVERLAP_SECS} (100 years), found {v}"
-                ))
-            }),
-    };
-    let pagination = metadata.pagination.clone().unwrap_or_default();
-    let secs = match read(&metadata.extra, "sync_overlap_secs", "sync_overlap_secs")? {
-        Some(secs) => secs,
-        None => read(&pagination.extra, "overlap_secs", "pagination.overlap_secs")?
-            .unwrap_or(DEFAULT_SYNC_OVERLAP_SECS),
-    };
-    Ok(Duration::from_secs(secs))
+    SyncOptions::read(metadata)
+        .map(|options| options.overlap)
+        .map_err(config_error)
+}
+
+/// A configuration error listing `problems` (path, message) as `path: message; ...`.
+pub(crate) fn config_error(problems: Vec<(String, String)>) -> FerryError {
+    let list: Vec<String> = problems
+        .into_iter()
+        .map(|(path, message)| format!("{path}: {message}"))
+        .collect();
+    FerryError::config(list.join("; "))
 }
 
 /// One page of records, and where the source stands after it.

@@ -25,6 +25,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_core::connector::mysql::SelectOptions;
 use ferry_core::mapping::{record_id, render_tree};
 use ferry_core::paging::{KEY_AFTER_PARAM, KeyColumn, OffsetQuery, choose_key};
 use ferry_core::scheme::Metadata;
@@ -128,11 +129,9 @@ impl MysqlSource {
             None if uses("offset") || sql_template.contains("PAGINATION_START_ROW") => Mode::Offset,
             None => Mode::Once,
         };
-        let last_key = pagination
-            .extra
-            .get("keyset_start")
-            .cloned()
-            .unwrap_or(Value::from(0));
+        let last_key = SelectOptions::read(&metadata)
+            .map_err(crate::config_error)?
+            .keyset_start;
         // Offset paging the scheme did not ask for by name may be paged by key.
         let (key_paging, note) = match offset_plan(&sql_template, pagination.mode.as_deref()) {
             Some(Ok(query)) => (KeyPaging::Undecided(query), None),

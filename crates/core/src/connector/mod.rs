@@ -34,6 +34,7 @@ pub mod mysql;
 pub mod noop;
 pub mod okki;
 mod robot;
+pub mod sync;
 pub mod wecom_robot;
 
 use std::fmt;

@@ -7,7 +7,7 @@ use super::{Kind, Opens, Writes, api_one_of, no_connection_lint};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
 use crate::files::{BINLOG_API, Role};
-use crate::scheme::{Endpoint, Field};
+use crate::scheme::{Endpoint, Field, Metadata};
 use crate::sql::NamedSql;
 
 /// MySQL pool size when a connection does not set `max_connections`.
@@ -86,7 +86,15 @@ impl MysqlConnection {
 fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
     // The binlog source reads tables, not a statement.
     if role == Role::Source && endpoint.metadata.api == BINLOG_API {
+        if let Err(problems) = BinlogOptions::read(&endpoint.metadata) {
+            out.extend(problems);
+        }
         return;
+    }
+    if role == Role::Source
+        && let Err(problems) = SelectOptions::read(&endpoint.metadata)
+    {
+        out.extend(problems);
     }
     let at = format!("{}.metadata", role.as_str());
     check_main_sql(endpoint, &at, out);
@@ -102,6 +110,130 @@ fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
             format!("{at}.pagination.mode"),
             format!("a MySQL source pages by `keyset`, `offset` or `none`, not `{mode}`"),
         ));
+    }
+}
+
+/// The `select` source's own options, parsed (the window and cursor options every source reads
+/// are [`super::sync::SyncOptions`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelectOptions {
+    /// `pagination.keyset_start`: the key before the first row, for keyset paging (default 0).
+    pub keyset_start: Value,
+}
+
+impl SelectOptions {
+    /// Read a `select` source's options; every problem as (path, message).
+    pub fn read(metadata: &Metadata) -> Result<SelectOptions, Vec<(String, String)>> {
+        let start = metadata
+            .pagination
+            .as_ref()
+            .and_then(|p| p.extra.get("keyset_start"))
+            .filter(|v| !v.is_null());
+        match start {
+            None => Ok(SelectOptions {
+                keyset_start: Value::from(0),
+            }),
+            Some(v @ (Value::Number(_) | Value::String(_))) => Ok(SelectOptions {
+                keyset_start: v.clone(),
+            }),
+            Some(other) => Err(vec![(
+                "source.metadata.pagination.keyset_start".into(),
+                format!("expected the key before the first row (a number or text), found {other}"),
+            )]),
+        }
+    }
+}
+
+/// The binlog source's options (`api: "binlog"`), parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinlogOptions {
+    /// `tables`: `(database, table)` in the order the scheme names them; the database is none
+    /// for a bare name, which is in the connection's database.
+    pub tables: Vec<(Option<String>, String)>,
+    /// `snapshot` (default true): copy the tables before following the binlog.
+    pub snapshot: bool,
+    /// `server_id`: the replica id the source registers with; none: one derived from the tables.
+    pub server_id: Option<u32>,
+}
+
+impl BinlogOptions {
+    /// Read the binlog source's options; every problem as (path, message).
+    pub fn read(metadata: &Metadata) -> Result<BinlogOptions, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let at = |key: &str| format!("source.metadata.{key}");
+        let names: Vec<Value> = match metadata.extra.get("tables") {
+            Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+            Some(Value::String(one)) if !one.trim().is_empty() => vec![Value::String(one.clone())],
+            None => {
+                problems.push((
+                    at("tables"),
+                    "missing: name the tables to follow, as [\"db.table\", \"table\"] (a bare \
+                     name is in the connection's database)"
+                        .into(),
+                ));
+                Vec::new()
+            }
+            Some(other) => {
+                problems.push((
+                    at("tables"),
+                    format!("expected a list of table names, found {other}"),
+                ));
+                Vec::new()
+            }
+        };
+        let mut tables = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(text) = name.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
+                problems.push((
+                    at(&format!("tables[{i}]")),
+                    format!("expected a table name, found {name}"),
+                ));
+                continue;
+            };
+            tables.push(match text.split_once('.') {
+                Some((db, table)) => (
+                    Some(db.trim_matches('`').to_string()),
+                    table.trim_matches('`').to_string(),
+                ),
+                None => (None, text.trim_matches('`').to_string()),
+            });
+        }
+        let snapshot = match metadata.extra.get("snapshot") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                problems.push((
+                    at("snapshot"),
+                    format!("expected true or false, found {other}"),
+                ));
+                true
+            }
+        };
+        let server_id = match metadata.extra.get("server_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let id = v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0);
+                if id.is_none() {
+                    problems.push((
+                        at("server_id"),
+                        format!("expected a replica id from 1 to 4294967295, found {v}"),
+                    ));
+                }
+                id
+            }
+        };
+        if problems.is_empty() {
+            Ok(BinlogOptions {
+                tables,
+                snapshot,
+                server_id,
+            })
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -268,6 +400,53 @@ mod tests {
                    and x = :x_1 and v = :汉字 and y = :x_1 limit :limit";
         assert_eq!(sql_binds(sql), ["x_1", "汉字", "limit"]);
         assert!(sql_binds("select 'unterminated from t where x = :x").is_empty());
+    }
+
+    fn metadata(value: Value) -> Metadata {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn binlog_options_name_every_bad_value() {
+        let options = BinlogOptions::read(&metadata(serde_json::json!({
+            "api": "binlog", "tables": ["订单", "other.`items`"], "snapshot": false})))
+        .unwrap();
+        assert_eq!(
+            options.tables,
+            [
+                (None, "订单".to_string()),
+                (Some("other".to_string()), "items".to_string())
+            ]
+        );
+        assert!(!options.snapshot);
+        assert_eq!(options.server_id, None);
+        let problems = BinlogOptions::read(&metadata(serde_json::json!({
+            "api": "binlog", "tables": ["a", 7], "snapshot": "yes", "server_id": 0})))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "source.metadata.tables[1]",
+                "source.metadata.snapshot",
+                "source.metadata.server_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn keyset_start_is_a_number_or_text() {
+        let read = |v: Value| {
+            SelectOptions::read(&metadata(
+                serde_json::json!({"api": "select", "pagination": {"keyset_start": v}}),
+            ))
+        };
+        assert_eq!(read(Value::Null).unwrap().keyset_start, Value::from(0));
+        assert_eq!(read(Value::from("A-1")).unwrap().keyset_start, "A-1");
+        assert_eq!(
+            read(serde_json::json!([1])).unwrap_err()[0].0,
+            "source.metadata.pagination.keyset_start"
+        );
     }
 
     #[test]

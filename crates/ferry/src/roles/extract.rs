@@ -187,7 +187,7 @@ impl Extractor {
             }
         };
         let checkpoint = self.state.checkpoint(name).await?;
-        let window = Window::new(scheme, tz, clock.as_ref())?;
+        let window = Window::new(scheme, tz, clock.as_ref());
         let ctx = window.context(started_utc, &checkpoint)?;
         let mut data_cursor = DataCursor::new(window.cursor_field.clone(), window.tz);
         if let Some(seen) = resume.as_ref().and_then(|r| r.data_cursor.as_ref()) {
@@ -571,40 +571,19 @@ impl Window {
         scheme: &SchemeFile,
         scheme_tz: Tz,
         clock: Option<&crate::connections::SourceClock>,
-    ) -> Result<Window, FerryError> {
-        let metadata = &scheme.scheme.source.metadata;
+    ) -> Window {
         let (tz, shift) = clock.map_or((scheme_tz, 0), |c| c.zone(scheme_tz));
-        let overlap = ferry_sources::overlap(metadata)?;
-        let cursor_field = match metadata.extra.get("cursor_field") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                Some(s.trim().to_string())
-            }
-            Some(other) => {
-                return Err(FerryError::config(format!(
-                    "source.metadata.cursor_field: expected the name of a record field, found {other}"
-                )));
-            }
-        };
-        let cursor_start = metadata
-            .extra
-            .get("cursor_start")
-            .filter(|v| !v.is_null())
-            .cloned();
-        if let Some(start) = &cursor_start
-            && CursorValue::of(start, tz).is_none()
-        {
-            return Err(FerryError::config(format!(
-                "source.metadata.cursor_start: {start} is neither a number nor a datetime"
-            )));
-        }
-        Ok(Window {
+        let sync = &scheme.sync;
+        let overlap_secs = i64::try_from(sync.overlap.as_secs()).unwrap_or(i64::MAX);
+        let cursor_field = sync.cursor_field.clone();
+        let cursor_start = sync.cursor_start.clone();
+        Window {
             tz,
             shift,
-            overlap_secs: i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX),
+            overlap_secs,
             cursor_field,
             cursor_start,
-        })
+        }
     }
 
     /// The run's template context: now is the run's start, `LAST_SYNC_TIME` the last complete

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ferry_core::connector::mysql::BinlogOptions;
 use ferry_core::scheme::Metadata;
 use ferry_core::{FerryError, Record};
 use futures_util::StreamExt;
@@ -57,7 +58,8 @@ pub const FLUSH_AFTER_MS: u64 = 50;
 /// With nothing new, an empty page (the same cursor) is handed on this often, so the extractor
 /// can see a shutdown and renew its lease.
 pub const IDLE_PAGE_SECS: u64 = 1;
-/// Metadata keys this source reads (besides `api` and `pagination.pageSize`).
+/// Metadata keys this source reads (besides `api` and `pagination.pageSize`), as
+/// [`BinlogOptions`] reads them.
 pub const OPTION_KEYS: &[&str] = &["tables", "snapshot", "server_id"];
 
 /// MariaDB's compressed row events (`log_bin_compress = ON`), which the client cannot read.
@@ -76,81 +78,27 @@ struct Options {
 }
 
 impl Options {
+    /// The scheme's options as the `mysql` kind parses them ([`BinlogOptions::read`], which
+    /// `ferry lint` runs too), with bare table names put in the connection's database.
     fn read(metadata: &Metadata, default_db: Option<&str>) -> Result<Options, FerryError> {
-        let bad =
-            |key: &str, what: String| FerryError::config(format!("source.metadata.{key}: {what}"));
-        let names = match metadata.extra.get("tables") {
-            Some(Value::Array(items)) if !items.is_empty() => items,
-            Some(Value::String(one)) if !one.trim().is_empty() => {
-                return Options::read_tables(&[Value::String(one.clone())], metadata, default_db);
-            }
-            None => {
-                return Err(bad(
-                    "tables",
-                    "missing: name the tables to follow, as [\"db.table\", \"table\"] (a bare \
-                     name is in the connection's database)"
-                        .into(),
-                ));
-            }
-            Some(other) => {
-                return Err(bad(
-                    "tables",
-                    format!("expected a list of table names, found {other}"),
-                ));
-            }
-        };
-        Options::read_tables(names, metadata, default_db)
-    }
-
-    fn read_tables(
-        names: &[Value],
-        metadata: &Metadata,
-        default_db: Option<&str>,
-    ) -> Result<Options, FerryError> {
-        let mut tables = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let path = format!("source.metadata.tables[{i}]");
-            let Some(text) = name.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
-                return Err(FerryError::config(format!(
-                    "{path}: expected a table name, found {name}"
-                )));
+        let parsed = BinlogOptions::read(metadata).map_err(crate::config_error)?;
+        let mut tables = Vec::with_capacity(parsed.tables.len());
+        for (i, (db, table)) in parsed.tables.into_iter().enumerate() {
+            let db = match (db, default_db) {
+                (Some(db), _) => db,
+                (None, Some(db)) => db.to_string(),
+                (None, None) => {
+                    return Err(FerryError::config(format!(
+                        "source.metadata.tables[{i}]: `{table}` names no database and the \
+                         connection's url has none; write it as `db.{table}`"
+                    )));
+                }
             };
-            let (db, table) = match text.split_once('.') {
-                Some((db, table)) => (db.trim_matches('`'), table.trim_matches('`')),
-                None => match default_db {
-                    Some(db) => (db, text.trim_matches('`')),
-                    None => {
-                        return Err(FerryError::config(format!(
-                            "{path}: `{text}` names no database and the connection's url has \
-                             none; write it as `db.{text}`"
-                        )));
-                    }
-                },
-            };
-            tables.push((db.to_string(), table.to_string()));
+            tables.push((db, table));
         }
-        let snapshot = match metadata.extra.get("snapshot") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(FerryError::config(format!(
-                    "source.metadata.snapshot: expected true or false, found {other}"
-                )));
-            }
-        };
-        let server_id = match metadata.extra.get("server_id") {
-            None | Some(Value::Null) => default_server_id(&tables),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    FerryError::config(format!(
-                        "source.metadata.server_id: expected a replica id from 1 to 4294967295, \
-                         found {v}"
-                    ))
-                })?,
-        };
+        let server_id = parsed
+            .server_id
+            .unwrap_or_else(|| default_server_id(&tables));
         let page_size = metadata
             .pagination
             .as_ref()
@@ -159,7 +107,7 @@ impl Options {
             .max(1);
         Ok(Options {
             tables,
-            snapshot,
+            snapshot: parsed.snapshot,
             server_id,
             page_size,
         })
