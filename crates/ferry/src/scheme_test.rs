@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, FixedOffset};
 use ferry_core::config::Connection;
+use ferry_core::connector::Sends;
 use ferry_core::files::SchemeFile;
 use ferry_core::mapping::record_id;
 use ferry_core::{Envelope, FerryError, Record};
@@ -217,19 +218,22 @@ fn orphan_test_files(schemes: &[SchemeFile]) -> Vec<PathBuf> {
     orphans
 }
 
-/// What the scheme's target is sent, from its connection's kind.
+/// What the scheme's target is sent, as its connection's kind says.
 fn sent_by(app: &App, scheme: &SchemeFile) -> Result<Sent, String> {
     let name = &scheme.scheme.target.connection;
-    match app.connection(name) {
-        Some(Connection::Mysql(_)) => Ok(Sent::Statements),
-        Some(Connection::DingTalkRobot(_)) => Ok(Sent::Messages),
-        Some(Connection::Noop) => Ok(Sent::Nothing),
-        Some(other) => Err(format!(
-            "the target connection `{name}` is a {} connection, which `ferry test` cannot render",
-            other.kind().as_str()
-        )),
-        None => Err(format!(
+    let Some(connection) = app.connection(name) else {
+        return Err(format!(
             "the target connection `{name}` is not in ferry.toml"
+        ));
+    };
+    let kind = connection.kind();
+    match kind.sends {
+        Sends::Statements => Ok(Sent::Statements),
+        Sends::Messages => Ok(Sent::Messages),
+        Sends::Nothing => Ok(Sent::Nothing),
+        Sends::Requests => Err(format!(
+            "the target connection `{name}` is a {} connection, which `ferry test` cannot render",
+            kind.as_str()
         )),
     }
 }
@@ -553,15 +557,21 @@ fn run_case(
                 messages.extend(bodies);
                 failed
             }
+            Some(other) if other.kind().sends == Sends::Messages => {
+                return Err(format!(
+                    "`ferry test` does not render {} messages yet",
+                    other.kind().as_str()
+                ));
+            }
             _ => Vec::new(),
         };
         errors.extend(failed.iter().map(|(r, e)| error_value(&label(r), e)));
     }
-    match app.connection(&target.connection) {
-        Some(Connection::Mysql(_)) => {
+    match app.connection(&target.connection).map(|c| c.kind().sends) {
+        Some(Sends::Statements) => {
             out.insert("statements".into(), Value::Array(statements));
         }
-        Some(Connection::DingTalkRobot(_)) => {
+        Some(Sends::Messages) => {
             out.insert("messages".into(), Value::Array(messages));
         }
         _ => {}

@@ -2,7 +2,7 @@
 //! process instances); the access token is fetched and cached for every replica.
 
 use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, no_check};
-use super::{Kind, Opens, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
+use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
 
@@ -15,6 +15,7 @@ pub static KIND: Kind = Kind {
     rate_limited: true,
     single_active_consumer: false,
     writes: Writes::Nothing,
+    sends: Sends::Nothing,
     sql: false,
     source_keys: API_SOURCE_KEYS,
     target_keys: &[],

@@ -4,7 +4,7 @@
 //! target's keys, and `idCheck` puts it on the delivery ledger. Also the keys every HTTP API source reads (the vendor kinds are HTTP
 //! sources with their own auth and defaults).
 
-use super::{Kind, Opens, Writes, no_connection_lint, no_lint, opt_rate};
+use super::{Kind, Opens, Sends, Writes, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
 use crate::files::Role;
@@ -43,6 +43,7 @@ pub static KIND: Kind = Kind {
     rate_limited: true,
     single_active_consumer: false,
     writes: Writes::Ledger,
+    sends: Sends::Requests,
     sql: false,
     // The generic API also says where its answer's code is and which codes are fine.
     source_keys: &[

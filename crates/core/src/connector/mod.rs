@@ -107,6 +107,8 @@ pub struct Kind {
     pub single_active_consumer: bool,
     /// How a target of this kind absorbs a record that comes again.
     pub writes: Writes,
+    /// What a target of this kind is sent: what `ferry test` shows of a case.
+    pub sends: Sends,
     /// The endpoint runs the scheme's `main_sql` (`otherRequest`): SQL parameters, keyset and
     /// offset advice, `write_mode` and the online column checks apply.
     pub sql: bool,
@@ -219,6 +221,19 @@ pub enum Writes {
     Ledger,
     /// Every record is accepted and nothing is written. Outcome: accepted.
     Discards,
+}
+
+/// What a target of a kind is sent, per batch of records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sends {
+    /// Not a target (or one that sends nothing).
+    Nothing,
+    /// SQL statements with their binds.
+    Statements,
+    /// Chat-group messages.
+    Messages,
+    /// HTTP requests.
+    Requests,
 }
 
 /// `unknown key `feild`, did you mean `field`?`: the message for a key close to a known one.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Kind, Opens, Writes, api_one_of, no_connection_lint};
+use super::{Kind, Opens, Sends, Writes, api_one_of, no_connection_lint};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
 use crate::files::{BINLOG_API, Role};
@@ -35,6 +35,7 @@ pub static KIND: Kind = Kind {
     rate_limited: false,
     single_active_consumer: false,
     writes: Writes::Statement,
+    sends: Sends::Statements,
     sql: true,
     // The last three are the binlog source's (`api: "binlog"`).
     source_keys: &[

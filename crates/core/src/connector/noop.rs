@@ -3,7 +3,7 @@
 //! runs. It has no settings and reads no keys.
 
 use super::http::no_check;
-use super::{Kind, Opens, Writes, no_connection_lint, no_lint};
+use super::{Kind, Opens, Sends, Writes, no_connection_lint, no_lint};
 use crate::config::Connection;
 
 pub static KIND: Kind = Kind {
@@ -12,6 +12,7 @@ pub static KIND: Kind = Kind {
     rate_limited: false,
     single_active_consumer: false,
     writes: Writes::Discards,
+    sends: Sends::Nothing,
     sql: false,
     source_keys: &[],
     target_keys: &[],

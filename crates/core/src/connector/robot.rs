@@ -6,7 +6,7 @@
 //! [`ROBOTS`]; each robot module keeps its connection fields and how they are read.
 
 use super::http::no_check;
-use super::{Kind, Opens, ROBOT_TARGET_KEYS, RobotFormat, Writes, api_one_of};
+use super::{Kind, Opens, ROBOT_TARGET_KEYS, RobotFormat, Sends, Writes, api_one_of};
 use crate::config::Connection;
 use crate::config::read::{Report, TableReader};
 use crate::files::Role;
@@ -55,6 +55,7 @@ pub(crate) const fn robot_kind<const ROBOT: usize>(
         rate_limited: true,
         single_active_consumer: true,
         writes: Writes::Ledger,
+        sends: Sends::Messages,
         sql: false,
         source_keys: &[],
         target_keys: ROBOT_TARGET_KEYS,
