@@ -1,7 +1,7 @@
 //! `kind = "dingtalk"`: the DingTalk open API with an app's key and secret, as a source (Yida
 //! process instances); the access token is fetched and cached for every replica.
 
-use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, no_check};
+use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, check_api_source};
 use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
@@ -22,7 +22,7 @@ pub static KIND: Kind = Kind {
     pagination_keys: API_PAGINATION_KEYS,
     read: |r, report| Connection::DingTalk(DingTalkConnection::read(r, report)),
     api: |_, api| api_path_under(api, &["v1.0/", "topapi/"], "v1.0/yida/processes/instances"),
-    check: no_check,
+    check: check_api_source,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };

@@ -1,15 +1,20 @@
 //! `kind = "http"`: any JSON API as a source or a target; the scheme's `api` is a path under the
 //! connection's `base_url`. As a target, records are posted (or put) one at a time or in
 //! batches, success decided by the status and a JSON pointer, vendor codes classed by the
-//! target's keys, and `idCheck` puts it on the delivery ledger. Also the keys every HTTP API source reads (the vendor kinds are HTTP
-//! sources with their own auth and defaults).
+//! target's keys, and `idCheck` puts it on the delivery ledger. Also the keys and the typed
+//! [`options`] every HTTP API source reads (the vendor kinds are HTTP sources with their own
+//! auth and defaults), and the check `ferry lint` runs on them.
+
+pub mod options;
 
 use super::{Kind, Opens, Sends, Writes, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
-use crate::files::Role;
+use crate::files::{PAGINATION_MODES, Role};
 use crate::scheme::Endpoint;
 use std::collections::BTreeMap;
+
+pub use options::{ApiOptions, HttpSourceOptions};
 
 /// HTTP request timeout when a connection does not set `timeout_secs`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -75,7 +80,7 @@ pub static KIND: Kind = Kind {
     pagination_keys: API_PAGINATION_KEYS,
     read: |r, report| Connection::Http(HttpConnection::read(r, report)),
     api,
-    check: no_check,
+    check,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };
@@ -95,6 +100,49 @@ fn api(role: Role, api: &str) -> Result<(), String> {
 
 /// A kind with no checks of its own beyond the api and the keys.
 pub(crate) fn no_check(_: &Endpoint, _: Role, _: &mut Vec<(String, String)>) {}
+
+/// As a source, every option the generic kind reads parses ([`HttpSourceOptions`]).
+fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
+    if role == Role::Source
+        && let Err(problems) = HttpSourceOptions::parse(&endpoint.metadata)
+    {
+        report_source_problems(endpoint, problems, out);
+    }
+}
+
+/// The check of a vendor kind's source: every option an HTTP API source reads parses
+/// ([`ApiOptions`]), with the messages the source gives when it opens.
+pub(crate) fn check_api_source(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
+    if role == Role::Source
+        && let Err(problems) = ApiOptions::parse(&endpoint.metadata)
+    {
+        report_source_problems(endpoint, problems, out);
+    }
+}
+
+/// `problems` of the source's options, under `source.metadata`, less those the checks of every
+/// kind report already with their own words (`crate::files`: an empty `api`, a zero `pageSize`
+/// or `max_pages`, a `records_at` that is not a pointer, a paging mode no kind knows).
+fn report_source_problems(
+    endpoint: &Endpoint,
+    problems: options::Problems,
+    out: &mut Vec<(String, String)>,
+) {
+    let meta = &endpoint.metadata;
+    let mode = meta.pagination.as_ref().and_then(|p| p.mode.as_deref());
+    let reported_for_every_kind = |path: &str| match path {
+        "api" => meta.api.is_empty(),
+        "pagination.pageSize" | "pagination.max_pages" | "records_at" => true,
+        "pagination.mode" => mode.is_some_and(|m| !PAGINATION_MODES.contains(&m)),
+        _ => false,
+    };
+    out.extend(
+        problems
+            .into_iter()
+            .filter(|(path, _)| !reported_for_every_kind(path))
+            .map(|(path, message)| (format!("source.metadata.{path}"), message)),
+    );
+}
 
 /// `kind = "http"`: any JSON API; the scheme's `api` is a path under `base_url`.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! `kind = "jushuitan"`: the Jushuitan ERP open API (MD5-signed form posts, pages of at most
 //! 100, 5 requests a second), as a source.
 
-use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS};
+use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, check_api_source};
 use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
@@ -31,8 +31,10 @@ pub static KIND: Kind = Kind {
     lint_connection: no_connection_lint,
 };
 
-/// A page holds at most [`JUSHUITAN_MAX_PAGE_SIZE`] records.
+/// The options of every HTTP API source, and a page holds at most [`JUSHUITAN_MAX_PAGE_SIZE`]
+/// records.
 fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
+    check_api_source(endpoint, role, out);
     if let Some(size) = endpoint
         .metadata
         .pagination

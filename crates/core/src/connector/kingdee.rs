@@ -1,7 +1,7 @@
 //! `kind = "kingdee"`: Kingdee cloud accounting through its signed API gateway, as a source
 //! (app authorisation and token refresh, then the accounting APIs).
 
-use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, no_check};
+use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, check_api_source};
 use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
@@ -25,7 +25,7 @@ pub static KIND: Kind = Kind {
             "/jdyconnector/app_management/push_app_authorize",
         )
     },
-    check: no_check,
+    check: check_api_source,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };

@@ -1,7 +1,7 @@
 //! `kind = "okki"`: OKKI CRM with OAuth client credentials (a bearer token that lives 8 hours),
 //! as a source.
 
-use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, no_check};
+use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, check_api_source};
 use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
@@ -22,7 +22,7 @@ pub static KIND: Kind = Kind {
     pagination_keys: API_PAGINATION_KEYS,
     read: |r, report| Connection::Okki(OkkiConnection::read(r, report)),
     api: |_, api| api_path_under(api, &["v1/"], "/v1/user/list"),
-    check: no_check,
+    check: check_api_source,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };

@@ -1,103 +1,18 @@
 //! Lookups (`lookups` in the metadata): fields added to every record, either picked from a
 //! nested array of the record itself or looked up in a table that a second call fetches once
-//! per run.
+//! per run. The entries are parsed with the kind's options ([`Lookup`]); this is how a run
+//! applies them.
 
 use std::collections::HashMap;
 
 use ferry_core::FerryError;
 use ferry_core::record::value_text;
 use ferry_core::template::lookup;
-use reqwest::Method;
 use serde_json::Value;
 
 use super::client::{HttpClient, Request, Vendor};
 use super::paginator::items_at;
-use super::spec::{config_at, opt_text, pointer};
-
-/// One `lookups` entry: a field added to every record.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Lookup {
-    /// `{"field", "from", "pick", "join"}`: the `pick` value of each element of the record's
-    /// array `from`, as an array, or as text joined with `join`.
-    Nested {
-        field: String,
-        from: String,
-        pick: String,
-        join: Option<String>,
-    },
-    /// `{"field", "api", "method", "records_at", "key", "value", "match"}`: a second call,
-    /// made once per run, whose records form a table `key -> value`; the record's `match`
-    /// field picks the row (null when there is none).
-    Call {
-        field: String,
-        api: String,
-        method: Method,
-        records_at: String,
-        key: String,
-        value: String,
-        matches: String,
-    },
-}
-
-impl Lookup {
-    pub(crate) fn parse_all(value: &Value) -> Result<Vec<Lookup>, FerryError> {
-        let Value::Array(items) = value else {
-            return Err(config_at("lookups", "expected a list of lookups"));
-        };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| Lookup::parse(item, &format!("lookups[{i}]")))
-            .collect()
-    }
-
-    fn parse(item: &Value, path: &str) -> Result<Lookup, FerryError> {
-        let Value::Object(map) = item else {
-            return Err(config_at(path, "expected an object"));
-        };
-        let need = |key: &str| -> Result<String, FerryError> {
-            opt_text(map, key, &format!("{path}.{key}"))?
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| config_at(&format!("{path}.{key}"), "missing"))
-        };
-        let field = need("field")?;
-        if map.contains_key("api") {
-            let method = match opt_text(map, "method", &format!("{path}.method"))?
-                .unwrap_or_else(|| "GET".into())
-                .to_ascii_uppercase()
-                .as_str()
-            {
-                "GET" => Method::GET,
-                "POST" => Method::POST,
-                other => {
-                    return Err(config_at(
-                        &format!("{path}.method"),
-                        format!("`{other}` is not GET or POST"),
-                    ));
-                }
-            };
-            Ok(Lookup::Call {
-                field,
-                api: need("api")?,
-                method,
-                records_at: pointer(
-                    &opt_text(map, "records_at", &format!("{path}.records_at"))?
-                        .unwrap_or_default(),
-                ),
-                key: need("key")?,
-                value: need("value")?,
-                matches: need("match")?,
-            })
-        } else {
-            Ok(Lookup::Nested {
-                field,
-                from: need("from")?,
-                pick: need("pick")?,
-                join: opt_text(map, "join", &format!("{path}.join"))?,
-            })
-        }
-    }
-}
+use super::spec::{Lookup, method as wire_method};
 
 /// Tables fetched by `Call` lookups, once per run.
 type LookupTable = HashMap<String, Value>;
@@ -182,7 +97,7 @@ async fn fetch_table(lookup: &Lookup, api_at: &Api<'_>) -> Result<LookupTable, F
     else {
         return Ok(LookupTable::new());
     };
-    let req = Request::new(method.clone(), api_at.base, api);
+    let req = Request::new(wire_method(*method), api_at.base, api);
     let reply = api_at.http.call(api_at.vendor, &req).await?;
     let items = items_at(&reply, records_at, "lookups.records_at")?;
     let mut table = LookupTable::new();

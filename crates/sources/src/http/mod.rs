@@ -33,17 +33,16 @@ use ferry_core::config::HttpConnection;
 use ferry_core::record::value_text;
 use ferry_core::scheme::Metadata;
 use ferry_core::template::Context;
-use serde_json::Value;
 
 pub use client::{
     Body, CALL_ATTEMPTS, HttpClient, MAX_RETRY_AFTER_SECS, RETRY_MAX_DELAY_MS, RETRY_MIN_DELAY_MS,
     Reply, Request, Unsigned, Vendor, Verdict, call_retries, judge_http, judge_status,
 };
-pub use lookups::Lookup;
 pub use paginator::{ApiSource, truthy};
-pub use spec::{ApiSpec, BodyFormat, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, Defaults, Mode};
+pub use spec::{ApiSpec, BodyFormat, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, Defaults, Lookup, Mode};
 
-use spec::{opt_text, pointer};
+use ferry_core::connector::http::HttpSourceOptions;
+use spec::config_problems;
 
 /// The vendor of `kind = "http"`: the connection's headers on every call; HTTP status codes
 /// decide, plus, when the scheme sets `code_at`, a code in the body (`ok_codes`, default 0 and
@@ -55,42 +54,41 @@ pub struct Plain {
     message_at: Option<String>,
 }
 
-/// Open a source of `kind = "http"` for one run.
+/// Open a source of `kind = "http"` for one run: its options are parsed once, here, with the
+/// parse `ferry lint` runs, and carried typed from then on.
 pub fn open(
     conn: &HttpConnection,
     http: HttpClient,
     metadata: Arc<Metadata>,
     ctx: Context<'static>,
 ) -> Result<Box<dyn crate::Source>, FerryError> {
-    let vendor = Arc::new(Plain::new(conn, &metadata)?);
-    crate::vendors::api_source(
-        http,
-        vendor,
-        &conn.base_url,
-        &metadata,
-        Defaults::default(),
-        ctx,
-    )
+    crate::vendors::check_base_url(&http, &conn.base_url)?;
+    let options = HttpSourceOptions::parse(&metadata).map_err(config_problems)?;
+    let vendor = Arc::new(Plain::from_options(conn, &options));
+    let spec = ApiSpec::from_options(&options.api, &metadata, Defaults::default())?;
+    let ids = crate::vendors::id_paths(&metadata);
+    crate::vendors::open_spec(http, vendor, &conn.base_url, spec, &metadata, ctx, ids)
 }
 
 impl Plain {
+    /// The vendor for `metadata`'s options; a configuration error names each bad one.
     pub fn new(conn: &HttpConnection, metadata: &Metadata) -> Result<Plain, FerryError> {
-        let extra = &metadata.extra;
-        let ok_codes = match extra.get("ok_codes") {
-            None | Some(Value::Null) => vec!["0".to_string(), "200".to_string()],
-            Some(Value::Array(items)) => items.iter().map(value_text).collect(),
-            Some(other) => vec![value_text(other)],
-        };
-        Ok(Plain {
+        let options = HttpSourceOptions::parse(metadata).map_err(config_problems)?;
+        Ok(Plain::from_options(conn, &options))
+    }
+
+    /// The vendor for options parsed already.
+    pub fn from_options(conn: &HttpConnection, options: &HttpSourceOptions) -> Plain {
+        Plain {
             headers: conn
                 .headers
                 .iter()
                 .map(|(k, v)| (k.clone(), v.expose().to_string()))
                 .collect(),
-            code_at: opt_text(extra, "code_at", "code_at")?.map(|p| pointer(&p)),
-            ok_codes,
-            message_at: opt_text(extra, "message_at", "message_at")?.map(|p| pointer(&p)),
-        })
+            code_at: options.code_at.clone(),
+            ok_codes: options.ok_codes.clone(),
+            message_at: options.message_at.clone(),
+        }
     }
 }
 

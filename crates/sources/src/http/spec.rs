@@ -1,57 +1,28 @@
 //! Spec parsing: what a scheme's source metadata asks of an API (method, path, where fields
 //! travel, where the records are, how pages are asked for and when they end), resolved once per
 //! run over the connection kind's [`Defaults`] into an [`ApiSpec`] the paginator follows.
+//!
+//! The metadata is read by the kind's typed options ([`ApiOptions`], in
+//! `ferry_core::connector::http`), the same parse `ferry lint` runs, so a key lint accepts is a
+//! key the source accepts, with the same message when it is not. What is left here is what
+//! depends on the kind: its defaults, its largest page, and the paging mode a request implies.
 
 use std::time::Duration;
 
 use ferry_core::FerryError;
+use ferry_core::connector::http::options::{ApiMethod, ApiOptions, CURSOR_AT_MISSING, Problems};
+pub use ferry_core::connector::http::options::{
+    BodyFormat, DEFAULT_MAX_PAGES, Lookup, PagingMode as Mode, pointer,
+};
 use ferry_core::record::value_text;
 use ferry_core::scheme::Metadata;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::client::{Body, Request};
-use super::lookups::Lookup;
 
-/// Pages one run may read when the scheme sets no `pagination.max_pages`.
-pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 /// Records per page when neither the scheme nor the vendor says.
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
-
-/// How pages are asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Page numbers (`{PAGINATION_START_PAGE}`, from `pagination.start_page`, default 1).
-    Page,
-    /// Row offsets (`{PAGINATION_START_ROW}`, from 0).
-    Offset,
-    /// A next-page token found at `pagination.cursor_at`, sent back as `{cursor}` or as the
-    /// `pagination.cursor_param` field.
-    Cursor,
-    /// One call.
-    None,
-}
-
-impl Mode {
-    fn parse(text: &str) -> Option<Mode> {
-        match text {
-            "page" => Some(Mode::Page),
-            "offset" => Some(Mode::Offset),
-            "cursor" => Some(Mode::Cursor),
-            "none" => Some(Mode::None),
-            _ => None,
-        }
-    }
-}
-
-/// How request fields travel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFormat {
-    Json,
-    Form,
-    /// Every field goes in the query string.
-    None,
-}
 
 /// What a connection kind assumes for an API when the scheme does not say.
 #[derive(Clone, Debug)]
@@ -70,7 +41,7 @@ pub struct Defaults {
     pub has_next_at: Option<String>,
     pub total_at: Option<String>,
     /// Lookups used when the scheme has no `lookups` key (OKKI's department names).
-    pub lookups: Option<Value>,
+    pub lookups: Option<Vec<Lookup>>,
 }
 
 impl Default for Defaults {
@@ -118,139 +89,54 @@ pub(crate) fn config_at(path: &str, message: impl std::fmt::Display) -> FerryErr
     FerryError::config(format!("source.metadata.{path}: {message}"))
 }
 
-pub(crate) fn opt_text(
-    map: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<String>, FerryError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(config_at(path, format!("expected text, found {other}"))),
-    }
-}
-
-fn opt_uint(map: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>, FerryError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .map(Some)
-            .ok_or_else(|| config_at(path, format!("expected a whole number, found {v}"))),
-    }
-}
-
-fn text_list(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, FerryError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
+/// Every problem of the options as one configuration error, each with its path.
+pub(crate) fn config_problems(problems: Problems) -> FerryError {
+    FerryError::config(
+        problems
             .iter()
-            .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
-                    config_at(key, format!("expected a list of field names, found {v}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(other) => Err(config_at(
-            key,
-            format!("expected a list of field names, found {other}"),
-        )),
-    }
+            .map(|(path, message)| format!("source.metadata.{path}: {message}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
-/// A JSON pointer as the scheme writes it: `/data/datas`; `/` and `` mean the whole body.
-pub(crate) fn pointer(text: &str) -> String {
-    let text = text.trim();
-    if text == "/" {
-        String::new()
-    } else {
-        text.to_string()
+/// The wire method of a parsed one.
+pub(crate) fn method(method: ApiMethod) -> Method {
+    match method {
+        ApiMethod::Get => Method::GET,
+        ApiMethod::Post => Method::POST,
+        ApiMethod::Put => Method::PUT,
     }
 }
 
 impl ApiSpec {
-    /// Resolve `metadata` over `defaults`; every mistake is a configuration error with its path.
+    /// Parse `metadata`'s options and resolve them over `defaults`; every mistake is a
+    /// configuration error with its path.
     pub fn resolve(metadata: &Metadata, defaults: Defaults) -> Result<ApiSpec, FerryError> {
-        let extra = &metadata.extra;
-        let pagination = metadata.pagination.clone().unwrap_or_default();
-        let pextra = &pagination.extra;
-        let method = match metadata.method.as_deref().map(str::trim) {
-            None | Some("") => defaults.method.clone(),
-            Some(m) => match m.to_ascii_uppercase().as_str() {
-                "GET" => Method::GET,
-                "POST" => Method::POST,
-                "PUT" => Method::PUT,
-                other => {
-                    return Err(config_at(
-                        "method",
-                        format!("`{other}` is not GET, POST or PUT"),
-                    ));
-                }
-            },
-        };
-        let body = match opt_text(extra, "body_format", "body_format")?.as_deref() {
-            None => defaults.body,
-            Some("json") => BodyFormat::Json,
-            Some("form") => BodyFormat::Form,
-            Some("none") => BodyFormat::None,
-            Some(other) => {
-                return Err(config_at(
-                    "body_format",
-                    format!("`{other}` is not json, form or none"),
-                ));
-            }
-        };
-        let path = metadata.api.trim().to_string();
-        if path.is_empty() {
-            return Err(config_at("api", "the API path is empty"));
-        }
-        if path.contains("://") {
-            return Err(config_at(
-                "api",
-                "give a path under the connection's base_url, not a full URL",
-            ));
-        }
-        let records_at = metadata
-            .records_at
-            .clone()
-            .or(defaults.records_at)
-            .map(|p| pointer(&p))
-            .unwrap_or_default();
-        if !records_at.is_empty() && !records_at.starts_with('/') {
-            return Err(config_at(
-                "records_at",
-                format!("`{records_at}` is not a JSON pointer (write `/data/items`)"),
-            ));
-        }
-        let cursor_at = opt_text(pextra, "cursor_at", "pagination.cursor_at")?.map(|p| pointer(&p));
+        let options = ApiOptions::parse(metadata).map_err(config_problems)?;
+        ApiSpec::from_options(&options, metadata, defaults)
+    }
+
+    /// Resolve parsed `options` over `defaults`. `metadata` gives the request tree (a paging
+    /// mode can be implied by its templates) and the overlap.
+    pub fn from_options(
+        options: &ApiOptions,
+        metadata: &Metadata,
+        defaults: Defaults,
+    ) -> Result<ApiSpec, FerryError> {
         let request_text = serde_json::to_string(&metadata.request).unwrap_or_default();
-        let mode = match pagination.mode.as_deref() {
-            Some(text) => Mode::parse(text).ok_or_else(|| {
-                config_at(
-                    "pagination.mode",
-                    format!("`{text}` is not an HTTP paging mode (page, offset, cursor, none)"),
-                )
-            })?,
-            None => match defaults.mode {
-                Some(mode) => mode,
-                None if cursor_at.is_some() => Mode::Cursor,
-                None if request_text.contains("PAGINATION_START_PAGE") => Mode::Page,
-                None if request_text.contains("PAGINATION_START_ROW") => Mode::Offset,
-                None => Mode::None,
-            },
+        let cursor_at = options.cursor_at.clone();
+        let mode = match options.mode.or(defaults.mode) {
+            Some(mode) => mode,
+            None if cursor_at.is_some() => Mode::Cursor,
+            None if request_text.contains("PAGINATION_START_PAGE") => Mode::Page,
+            None if request_text.contains("PAGINATION_START_ROW") => Mode::Offset,
+            None => Mode::None,
         };
         if mode == Mode::Cursor && cursor_at.is_none() {
-            return Err(config_at(
-                "pagination.cursor_at",
-                "cursor paging needs the JSON pointer of the next-page token",
-            ));
+            return Err(config_at("pagination.cursor_at", CURSOR_AT_MISSING));
         }
-        let page_size = pagination.page_size.unwrap_or(defaults.page_size);
-        if page_size == 0 {
-            return Err(config_at("pagination.pageSize", "must be at least 1"));
-        }
+        let page_size = options.page_size.unwrap_or(defaults.page_size);
         if let Some(max) = defaults.max_page_size
             && page_size > max
         {
@@ -259,47 +145,42 @@ impl ApiSpec {
                 format!("{page_size} is more than the {max} records a page this API serves"),
             ));
         }
-        let max_pages = pagination.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
-        if max_pages == 0 {
-            return Err(config_at("pagination.max_pages", "must be at least 1"));
-        }
-        let short_page_ends = match pextra.get("short_page_ends") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(config_at(
-                    "pagination.short_page_ends",
-                    format!("expected true or false, found {other}"),
-                ));
-            }
-        };
-        let lookups = match extra.get("lookups").or(defaults.lookups.as_ref()) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(value) => Lookup::parse_all(value)?,
-        };
+        let pointer_of = |p: Option<String>| p.map(|p| pointer(&p));
         Ok(ApiSpec {
-            method,
-            path,
-            body,
-            query_fields: text_list(extra, "query_fields")?.unwrap_or(defaults.query_fields),
-            json_text_fields: text_list(extra, "json_text_fields")?
+            method: options.method.map_or(defaults.method, method),
+            path: options.path.clone(),
+            body: options.body_format.unwrap_or(defaults.body),
+            query_fields: options
+                .query_fields
+                .clone()
+                .unwrap_or(defaults.query_fields),
+            json_text_fields: options
+                .json_text_fields
+                .clone()
                 .unwrap_or(defaults.json_text_fields),
-            records_at,
+            records_at: options
+                .records_at
+                .clone()
+                .or(pointer_of(defaults.records_at))
+                .unwrap_or_default(),
             mode,
             page_size,
-            start_page: opt_uint(pextra, "start_page", "pagination.start_page")?.unwrap_or(1),
-            max_pages,
-            has_next_at: opt_text(pextra, "has_next_at", "pagination.has_next_at")?
-                .or(defaults.has_next_at)
-                .map(|p| pointer(&p)),
-            total_at: opt_text(pextra, "total_at", "pagination.total_at")?
-                .or(defaults.total_at)
-                .map(|p| pointer(&p)),
+            start_page: options.start_page,
+            max_pages: options.max_pages,
+            has_next_at: options
+                .has_next_at
+                .clone()
+                .or(pointer_of(defaults.has_next_at)),
+            total_at: options.total_at.clone().or(pointer_of(defaults.total_at)),
             cursor_at,
-            cursor_param: opt_text(pextra, "cursor_param", "pagination.cursor_param")?,
-            short_page_ends,
+            cursor_param: options.cursor_param.clone(),
+            short_page_ends: options.short_page_ends,
             overlap: crate::overlap(metadata)?,
-            lookups,
+            lookups: options
+                .lookups
+                .clone()
+                .or(defaults.lookups)
+                .unwrap_or_default(),
         })
     }
 

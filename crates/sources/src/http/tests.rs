@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+use ferry_core::connector::http::options::ApiMethod;
 use serde_json::{Map, Value, json};
 
 use super::paginator::items_at;
@@ -244,7 +244,7 @@ fn lookups_parse_both_forms() {
         }
     );
     assert!(
-        matches!(&parsed[1], Lookup::Call { method, records_at, .. } if *method == Method::GET && records_at == "/data")
+        matches!(&parsed[1], Lookup::Call { method, records_at, .. } if *method == ApiMethod::Get && records_at == "/data")
     );
 }
 
@@ -284,4 +284,35 @@ fn a_huge_start_page_is_an_error_when_paging_not_an_overflow() {
     assert_eq!(pages_after(1, 3), 0);
     assert_eq!(pages_after(u64::MAX, 0), u64::MAX);
     assert_eq!(pages_after(u64::MAX, u64::MAX), 1);
+}
+
+#[test]
+fn the_source_refuses_a_bad_option_with_the_words_of_ferry_lint() {
+    // The lint fixture's scheme, opened as the generic kind opens it: the same problems, in the
+    // same order, with the same messages as `ferry lint` prints for it.
+    let case = "../../tests/fixtures/scheme-bad-option-value-http";
+    let scheme: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{case}/schemes/orders.json")).unwrap(),
+    )
+    .unwrap();
+    let md = metadata(scheme["source"]["metadata"].clone());
+    let conn = HttpConnection {
+        base_url: "http://h".into(),
+        headers: Default::default(),
+        timeout_secs: 30,
+        rate_per_sec: None,
+    };
+    let err = Plain::new(&conn, &md).err().unwrap();
+    let expected: Vec<String> = std::fs::read_to_string(format!("{case}/expected.txt"))
+        .unwrap()
+        .lines()
+        .map(|line| line.trim_start_matches("schemes/orders.json: ").to_string())
+        .collect();
+    assert_eq!(err.to_string(), expected.join("; "));
+    assert_eq!(
+        ApiSpec::resolve(&md, Defaults::default())
+            .unwrap_err()
+            .to_string(),
+        expected[..4].join("; ")
+    );
 }

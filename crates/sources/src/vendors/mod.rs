@@ -74,13 +74,32 @@ pub(crate) fn api_source_with_ids(
     ctx: Context<'static>,
     ids: Vec<String>,
 ) -> Result<Box<dyn Source>, FerryError> {
+    check_base_url(&http, base_url)?;
+    let spec = ApiSpec::resolve(metadata, defaults)?;
+    open_spec(http, vendor, base_url, spec, metadata, ctx, ids)
+}
+
+/// A connection without a base URL cannot open a source.
+pub(crate) fn check_base_url(http: &HttpClient, base_url: &str) -> Result<(), FerryError> {
     if base_url.trim().is_empty() {
         return Err(FerryError::config(format!(
             "connection `{}`: base_url is empty",
             http.connection()
         )));
     }
-    let spec = ApiSpec::resolve(metadata, defaults)?;
+    Ok(())
+}
+
+/// The shared paginator over `vendor`, following a resolved `spec` (the base URL checked).
+pub(crate) fn open_spec(
+    http: HttpClient,
+    vendor: Arc<dyn Vendor>,
+    base_url: &str,
+    spec: ApiSpec,
+    metadata: &Arc<Metadata>,
+    ctx: Context<'static>,
+    ids: Vec<String>,
+) -> Result<Box<dyn Source>, FerryError> {
     Ok(Box::new(ApiSource::new(
         http,
         vendor,

@@ -20,12 +20,12 @@ use ferry_core::config::OkkiConnection;
 use ferry_core::scheme::Metadata;
 use ferry_core::template::Context;
 use reqwest::Method;
-use serde_json::json;
 
 use super::{TokenAnswer, api_ends_with, api_source, code_and_message};
 use crate::Source;
 use crate::http::{
-    Body, Defaults, HttpClient, Mode, Reply, Request, Vendor, Verdict, judge_http, judge_status,
+    Body, Defaults, HttpClient, Lookup, Mode, Reply, Request, Vendor, Verdict, judge_http,
+    judge_status,
 };
 use crate::token::{Token, TokenCache};
 
@@ -140,7 +140,12 @@ pub fn open(
         records_at: Some("/data".into()),
         mode: user_list.then_some(Mode::None),
         lookups: user_list.then(|| {
-            json!([{"field": "department_names", "from": "departments", "pick": "department_name", "join": ","}])
+            vec![Lookup::Nested {
+                field: "department_names".into(),
+                from: "departments".into(),
+                pick: "department_name".into(),
+                join: Some(",".into()),
+            }]
         }),
         ..Defaults::default()
     };
@@ -151,7 +156,7 @@ pub fn open(
 mod tests {
     use std::time::Duration;
 
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::*;
 
