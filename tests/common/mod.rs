@@ -21,6 +21,8 @@ pub struct World {
     databases: Vec<String>,
     schemes: Vec<String>,
     children: Vec<Child>,
+    /// Environment variables every `ferry` this world starts gets (a test-only hook's, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl World {
@@ -38,6 +40,7 @@ impl World {
             databases: Vec::new(),
             schemes: Vec::new(),
             children: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -126,8 +129,14 @@ impl World {
                 "FERRY_LOG",
                 std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// The process id of a spawned role.
+    pub fn pid(&self, index: usize) -> u32 {
+        self.children[index].id()
     }
 
     /// Start a long-running `ferry` role; it is stopped (SIGTERM) by [`World::stop_all`] or on drop.

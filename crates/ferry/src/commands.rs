@@ -250,6 +250,12 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
             None
         }
     };
+    // The running roles and the RabbitMQ node each is connected to (their heartbeats).
+    let roles = state
+        .roles(std::time::Duration::from_secs(
+            crate::roles::pipeline::ROLE_FRESH_SECS,
+        ))
+        .await?;
     let mut out = Vec::new();
     for s in &schemes {
         let name = &s.scheme.name;
@@ -292,6 +298,11 @@ pub async fn status(app: Arc<App>, args: StatusArgs) -> anyhow::Result<()> {
             "target": s.scheme.target.connection,
             "schedule": s.scheme.schedule,
             "queues": queues,
+            // The roles running this scheme and the broker node each is connected to.
+            "roles": roles.iter().filter(|r| r.schemes.contains(name)).map(|r| json!({
+                "role": r.role, "host": r.host, "pid": r.pid, "broker_node": r.broker_node,
+                "connected_at": r.connected_at.to_rfc3339(), "seen_at": r.seen_at.to_rfc3339(),
+            })).collect::<Vec<_>>(),
             // Services a role is waiting for, its messages held in their queues.
             "outages": outages.iter().map(|o| json!({
                 "side": o.side, "since": o.since.to_rfc3339(),
@@ -359,6 +370,16 @@ fn print_status(s: &Value, always: &[&str]) {
             text(&o["since"]),
             text(&o["error"]),
             crate::roles::outage::PROBE_EVERY_SECS
+        );
+    }
+    for r in s["roles"].as_array().into_iter().flatten() {
+        println!(
+            "  role {} (host {}, pid {}): RabbitMQ node {} since {}",
+            text(&r["role"]),
+            text(&r["host"]),
+            r["pid"],
+            text(&r["broker_node"]),
+            text(&r["connected_at"])
         );
     }
     let queues = s["queues"].as_array().cloned().unwrap_or_default();

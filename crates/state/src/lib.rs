@@ -6,7 +6,8 @@
 //! - [`mysql`]: connecting to MySQL the way every Ferry component does (utf8mb4, server time zone,
 //!   errors that name the host but never the password).
 //! - [`store`]: the [`State`] handle: checkpoints, runs, the extract lock, the idCheck ledger,
-//!   cached access tokens, the shared rate limiter, and the outages roles are riding out.
+//!   cached access tokens, the shared rate limiter, the outages roles are riding out, and the
+//!   running roles with the RabbitMQ node each is connected to.
 //! - [`audit`]: the audit of replays, discards and teardowns.
 
 pub mod audit;
@@ -16,6 +17,6 @@ pub mod store;
 
 pub use audit::{Actor, AuditEntry, AuditOutcome, AuditStart};
 pub use store::{
-    Checkpoint, ConfirmedPage, Counts, LedgerEntry, Outage, Reconciled, Resume, RunStatus,
-    RunSummary, Settled, State, StateError,
+    Checkpoint, ConfirmedPage, Counts, LedgerEntry, Outage, Reconciled, Resume, RoleRow, RoleSeen,
+    RunStatus, RunSummary, Settled, State, StateError,
 };

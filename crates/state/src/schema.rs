@@ -185,4 +185,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         error TEXT NOT NULL,
         PRIMARY KEY (scheme, side)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    // The running roles and the RabbitMQ node each is connected to, so `ferry status` can show
+    // them: one row per process, `seen_at` renewed by a heartbeat while it runs and its node
+    // replaced when it connects afresh (another node of the cluster, maybe). A row not renewed
+    // for a while is of a process that ended; rows older than a day are removed.
+    "CREATE TABLE IF NOT EXISTS ferry_roles (
+        process VARCHAR(191) NOT NULL,
+        role VARCHAR(32) NOT NULL,
+        host VARCHAR(191) NOT NULL,
+        pid BIGINT NOT NULL,
+        schemes TEXT NOT NULL,
+        broker_node VARCHAR(255) NOT NULL,
+        connected_at DATETIME(6) NOT NULL,
+        seen_at DATETIME(6) NOT NULL,
+        PRIMARY KEY (process),
+        KEY ferry_roles_seen (seen_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
 ];

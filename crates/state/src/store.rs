@@ -56,6 +56,34 @@ pub struct Checkpoint {
     pub run_window_start: Option<DateTime<Utc>>,
 }
 
+/// A running role as it reports itself ([`State::role_seen`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RoleSeen<'a> {
+    /// Names the process (host, pid and a unique suffix).
+    pub process: &'a str,
+    /// `extract`, `transform`, `load` or `run`.
+    pub role: &'a str,
+    pub host: &'a str,
+    pub pid: i64,
+    pub schemes: &'a [String],
+    /// The node's address, without credentials (`127.0.0.1:5672`).
+    pub broker_node: &'a str,
+}
+
+/// A role `ferry status` shows ([`State::roles`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleRow {
+    pub process: String,
+    pub role: String,
+    pub host: String,
+    pub pid: i64,
+    pub schemes: Vec<String>,
+    pub broker_node: String,
+    /// When it connected to that node.
+    pub connected_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
 /// A service a role found unreachable ([`State::outages`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outage {
@@ -436,20 +464,45 @@ impl State {
         since: DateTime<Utc>,
         data_cursor: Option<&serde_json::Value>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ferry_checkpoints (scheme, cursor_json, last_sync_time, data_cursor, updated_at)
-             VALUES (?, NULL, ?, ?, UTC_TIMESTAMP(6))
-             ON DUPLICATE KEY UPDATE cursor_json = NULL, run_id = NULL, source_digest = NULL,
-                 run_data_cursor = NULL, run_window_start = NULL,
-                 last_sync_time = VALUES(last_sync_time),
-                 data_cursor = COALESCE(VALUES(data_cursor), data_cursor),
-                 updated_at = VALUES(updated_at)",
-        )
-        .bind(scheme)
-        .bind(since.naive_utc())
-        .bind(data_cursor.map(|v| v.to_string()))
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(COMPLETE_SYNC_SQL)
+            .bind(scheme)
+            .bind(since.naive_utc())
+            .bind(data_cursor.map(|v| v.to_string()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The extraction of `run_id` published everything: in one transaction, the run becomes
+    /// `loading` (as [`State::end_extraction`]; `done` at once when every record is settled
+    /// already), and the scheme's sync is recorded (as [`State::complete_sync`]). Apart, an
+    /// extractor killed between the two left a `loading` run with its position still saved, which
+    /// the next extraction could not resume and started over from the beginning.
+    pub async fn extraction_complete(
+        &self,
+        run_id: &str,
+        scheme: &str,
+        since: DateTime<Utc>,
+        data_cursor: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(END_EXTRACTION_SQL)
+            .bind(None::<&str>)
+            .bind(RunStatus::Loading.as_str())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(COMPLETE_SYNC_SQL)
+            .bind(scheme)
+            .bind(since.naive_utc())
+            .bind(data_cursor.map(|v| v.to_string()))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(FINISH_IF_SETTLED_SQL))
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -491,17 +544,12 @@ impl State {
         } else {
             RunStatus::Loading
         };
-        // MySQL assigns left to right: `error` reads the old status.
-        sqlx::query(
-            "UPDATE ferry_runs SET error = IF(status = 'stopped', error, ?),
-                 status = IF(status = 'stopped', status, ?), extracted_at = UTC_TIMESTAMP(6)
-             WHERE run_id = ?",
-        )
-        .bind(error)
-        .bind(status.as_str())
-        .bind(run_id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(END_EXTRACTION_SQL)
+            .bind(error)
+            .bind(status.as_str())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -619,8 +667,14 @@ impl State {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
+        // In the same transaction: a settle whose count committed but whose `done` did not (its
+        // loader killed between the two, or the second statement failed and the retry found the
+        // key counted already) left a run `loading` for ever with every record settled.
+        sqlx::query(AssertSqlSafe(FINISH_IF_SETTLED_SQL))
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        self.finish_if_settled(run_id).await?;
         Ok(reconciled)
     }
 
@@ -667,14 +721,10 @@ impl State {
     /// Mark a run `done` once it extracted everything and every record is settled (a stopped
     /// run too, once its scheme was fixed and its messages loaded).
     pub async fn finish_if_settled(&self, run_id: &str) -> Result<()> {
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE ferry_runs SET status = 'done', error = NULL, finished_at = UTC_TIMESTAMP(6)
-             WHERE run_id = ? AND status IN ('loading', 'stopped') AND extracted_at IS NOT NULL
-                 AND {SETTLED_SQL} >= records"
-        )))
-        .bind(run_id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(AssertSqlSafe(FINISH_IF_SETTLED_SQL))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -988,6 +1038,80 @@ impl State {
             .collect())
     }
 
+    // ---- roles -------------------------------------------------------------------------------
+
+    /// `role` (process `process`) runs `schemes` on the RabbitMQ node `broker_node`: record it, or
+    /// renew `seen_at`. `connected_at` moves when the node changes (a fresh connection).
+    pub async fn role_seen(&self, role: &RoleSeen<'_>) -> Result<()> {
+        sqlx::query("DELETE FROM ferry_roles WHERE seen_at < UTC_TIMESTAMP(6) - INTERVAL 1 DAY")
+            .execute(&self.pool)
+            .await?;
+        // MySQL assigns left to right: `connected_at` reads the old node.
+        sqlx::query(
+            "INSERT INTO ferry_roles
+                 (process, role, host, pid, schemes, broker_node, connected_at, seen_at)
+             VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
+             ON DUPLICATE KEY UPDATE
+                 connected_at = IF(broker_node = VALUES(broker_node), connected_at, VALUES(connected_at)),
+                 broker_node = VALUES(broker_node), schemes = VALUES(schemes),
+                 seen_at = VALUES(seen_at)",
+        )
+        .bind(role.process)
+        .bind(role.role)
+        .bind(role.host)
+        .bind(role.pid)
+        .bind(serde_json::to_string(role.schemes).unwrap_or_else(|_| "[]".into()))
+        .bind(role.broker_node)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The process `process` ended cleanly.
+    pub async fn role_gone(&self, process: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ferry_roles WHERE process = ?")
+            .bind(process)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The roles seen within the last `fresh`, by role and host.
+    pub async fn roles(&self, fresh: Duration) -> Result<Vec<RoleRow>> {
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            NaiveDateTime,
+            NaiveDateTime,
+        )> = sqlx::query_as(
+            "SELECT process, role, host, pid, schemes, broker_node, connected_at, seen_at
+                 FROM ferry_roles WHERE seen_at >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND
+                 ORDER BY role, host, pid",
+        )
+        .bind(fresh.as_secs())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(process, role, host, pid, schemes, broker_node, connected_at, seen_at)| RoleRow {
+                    process,
+                    role,
+                    host,
+                    pid,
+                    schemes: serde_json::from_str(&schemes).unwrap_or_default(),
+                    broker_node,
+                    connected_at: utc(connected_at),
+                    seen_at: utc(seen_at),
+                },
+            )
+            .collect())
+    }
+
     // ---- alerts ------------------------------------------------------------------------------
 
     /// Open the alert (`scheme`, `kind`) unless it is open already. True when this call opened
@@ -1124,8 +1248,28 @@ const LEDGER_TABLES: [&str; 2] = ["ferry_ledger_contents", "ferry_ledger"];
 const PENDING_TABLES: [&str; 2] = ["ferry_ledger_pending_contents", "ferry_ledger_pending"];
 
 /// The sum of a run's settled counts, in SQL.
-const SETTLED_SQL: &str =
-    "(written + inserted + updated + unchanged + kept + accepted + skipped + dead)";
+/// Ends a run's extraction (error, status, run id). MySQL assigns left to right: `error` reads
+/// the old status.
+const END_EXTRACTION_SQL: &str = "UPDATE ferry_runs SET error = IF(status = 'stopped', error, ?),
+         status = IF(status = 'stopped', status, ?), extracted_at = UTC_TIMESTAMP(6)
+     WHERE run_id = ?";
+
+/// Records a complete sync of a scheme (scheme, since, data cursor) and clears its position.
+const COMPLETE_SYNC_SQL: &str = "INSERT INTO ferry_checkpoints
+         (scheme, cursor_json, last_sync_time, data_cursor, updated_at)
+     VALUES (?, NULL, ?, ?, UTC_TIMESTAMP(6))
+     ON DUPLICATE KEY UPDATE cursor_json = NULL, run_id = NULL, source_digest = NULL,
+         run_data_cursor = NULL, run_window_start = NULL,
+         last_sync_time = VALUES(last_sync_time),
+         data_cursor = COALESCE(VALUES(data_cursor), data_cursor),
+         updated_at = VALUES(updated_at)";
+
+/// Marks a run (`?`) `done` once it extracted everything and every record is settled (the sum
+/// of its settled counts, written out as in the status).
+const FINISH_IF_SETTLED_SQL: &str = "UPDATE ferry_runs SET status = 'done', error = NULL,
+         finished_at = UTC_TIMESTAMP(6)
+     WHERE run_id = ? AND status IN ('loading', 'stopped') AND extracted_at IS NOT NULL
+         AND (written + inserted + updated + unchanged + kept + accepted + skipped + dead) >= records";
 const RUN_COLUMNS_BY_ID: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted, shared_id FROM ferry_runs WHERE run_id = ?";
 const RUN_COLUMNS_BY_SCHEME: &str = "SELECT run_id, scheme, status, started_at, finished_at, pages, records, written, skipped, dead, error, traceparent, inserted, updated, unchanged, kept, accepted, shared_id FROM ferry_runs WHERE scheme = ? ORDER BY started_at DESC LIMIT ?";
 

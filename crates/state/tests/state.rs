@@ -102,6 +102,78 @@ async fn an_interrupted_run_resumes_after_its_last_confirmed_page_with_the_same_
 }
 
 #[tokio::test]
+async fn a_complete_extraction_ends_the_run_and_clears_the_position_at_once() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    s.start_run("r1", "s", chrono::Utc::now(), None)
+        .await
+        .unwrap();
+    let cursor = serde_json::json!({"last_id": 1000});
+    s.page_confirmed(&page("r1", 1000, Some(&cursor)))
+        .await
+        .unwrap();
+    // Every record settled before the extraction ended: the run is done with it.
+    s.settle(&Settled {
+        run_id: "r1",
+        key: "k1",
+        stage: "load",
+        counts: Counts {
+            inserted: 1000,
+            ..Counts::default()
+        },
+        dead_ids: &[],
+        replayed_ok: None,
+        shared_id: 0,
+    })
+    .await
+    .unwrap();
+    let since = chrono::Utc::now();
+    s.extraction_complete("r1", "s", since, None).await.unwrap();
+    let run = s.run("r1").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Done);
+    let checkpoint = s.checkpoint("s").await.unwrap();
+    assert_eq!((checkpoint.cursor, checkpoint.run_id), (None, None));
+    assert!(checkpoint.last_sync_time.is_some());
+    assert_eq!(s.resume_run("s", DIGEST).await.unwrap(), None);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn roles_are_shown_with_their_node_and_move_when_they_connect_afresh() {
+    let db = TestDb::new().await;
+    let s = &db.state;
+    let schemes = vec!["orders".to_string()];
+    let seen = |node| ferry_state::RoleSeen {
+        process: "host-1-a",
+        role: "load",
+        host: "host",
+        pid: 1,
+        schemes: &schemes,
+        broker_node: node,
+    };
+    s.role_seen(&seen("127.0.0.1:5681")).await.unwrap();
+    let first = s.roles(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].role.as_str(), first[0].broker_node.as_str()),
+        ("load", "127.0.0.1:5681")
+    );
+    assert_eq!(first[0].schemes, schemes);
+    // A heartbeat on the same node keeps when it connected; another node moves it.
+    s.role_seen(&seen("127.0.0.1:5681")).await.unwrap();
+    let again = s.roles(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again[0].connected_at, first[0].connected_at);
+    s.role_seen(&seen("127.0.0.1:5682")).await.unwrap();
+    let moved = s.roles(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].broker_node, "127.0.0.1:5682");
+    assert!(moved[0].connected_at > first[0].connected_at);
+    s.role_gone("host-1-a").await.unwrap();
+    assert!(s.roles(Duration::from_secs(30)).await.unwrap().is_empty());
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent_and_checkpoints_round_trip() {
     let db = TestDb::new().await;
     // A second process starting against the same database runs the migrations again.

@@ -13,7 +13,8 @@
 //!    cursor (and the largest `cursor_field` value seen so far), in one transaction (a page is
 //!    never counted before the broker has it);
 //! 4. at the end, record the run's start as the next `LAST_SYNC_TIME` and the largest
-//!    `cursor_field` value as the next `LAST_CURSOR` (a run that saw none keeps the last).
+//!    `cursor_field` value as the next `LAST_CURSOR` (a run that saw none keeps the last), in
+//!    the transaction that ends the run's extraction.
 //!
 //! A run that did not get to the end (its extractor was killed, lost the broker, or stopped on a
 //! signal) is resumed by the next one: same run id, same clock and window, from the cursor after
@@ -39,6 +40,7 @@ use ferry_state::{ConfirmedPage, Resume, State};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::state_wait::patiently;
 use crate::alerts::{Alert, Alerts, Kind};
 use crate::connections::Connections;
 use crate::shutdown::Shutdown;
@@ -242,11 +244,11 @@ impl Extractor {
                     Some("extract"),
                     Some(format!("运行 {run_id} 已完成抽取")),
                 );
-                self.state.end_extraction(run_id, None).await?;
-                self.state
-                    .complete_sync(name, started_utc, data_cursor.max())
-                    .await?;
-                self.state.finish_if_settled(run_id).await?;
+                patiently("recording the complete extraction", || {
+                    self.state
+                        .extraction_complete(run_id, name, started_utc, data_cursor.max())
+                })
+                .await?;
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(
                     scheme = name,
@@ -412,17 +414,20 @@ impl Extractor {
                 Vec::new()
             };
             // Only now, with the page safely in the broker, does the run count it.
-            self.state
-                .page_confirmed(&ConfirmedPage {
-                    scheme: name,
-                    run_id,
-                    records: n,
-                    cursor: page.cursor.as_ref(),
-                    source_digest: digest,
-                    data_cursor: data_cursor.max(),
-                    window_start: Some(window_start),
-                })
-                .await?;
+            // A state database restarted meanwhile is waited for (see `state_wait`).
+            let confirmed = ConfirmedPage {
+                scheme: name,
+                run_id,
+                records: n,
+                cursor: page.cursor.as_ref(),
+                source_digest: digest,
+                data_cursor: data_cursor.max(),
+                window_start: Some(window_start),
+            };
+            patiently("counting a confirmed page", || {
+                self.state.page_confirmed(&confirmed)
+            })
+            .await?;
             if rejected > 0 {
                 // Counted as the transform stage's dead letters, where they wait for a replay.
                 let key = format!("extract-rejected-{pages}");
@@ -699,7 +704,7 @@ impl DataCursor {
 }
 
 /// A task that ends when its handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

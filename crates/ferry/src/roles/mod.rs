@@ -6,6 +6,7 @@
 //! - [`worker`]: the consume loop both consuming stages share, where the ack / retry /
 //!   dead-letter / stop decision is made from the error class.
 //! - [`outage`]: a target that does not answer is waited for, its messages held in their queue.
+//! - [`state_wait`]: so is the state database, for the counts that decide when a run is done.
 //! - [`run`]: all three in one process; `--once` waits until the runs settle.
 //! - [`pipeline`]: composition, the handles every role shares and how they connect;
 //!   [`consume`] (`ferry transform` / `ferry load`), [`extracting`] (`ferry extract`) and
@@ -22,6 +23,7 @@ pub mod outage;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+pub mod state_wait;
 pub mod supervisor;
 pub mod transform;
 pub mod worker;

@@ -11,7 +11,7 @@ use ferry_core::files::SchemeFile;
 use ferry_state::State;
 use tokio::task::JoinSet;
 
-use super::extract::Extractor;
+use super::extract::{AbortOnDrop, Extractor};
 use super::load::LoadHandler;
 use super::outage::Outages;
 use super::transform::{DEFAULT_LOAD_BATCH, TransformHandler, Transformer};
@@ -30,6 +30,28 @@ pub struct Pipeline {
     pub alerts: Alerts,
     /// The outages the workers are holding their messages through, kept across fresh connections.
     pub outages: Outages,
+    /// Reports this role and its broker node to the state database while the connection lives.
+    presence: Option<AbortOnDrop>,
+}
+
+/// Seconds between two heartbeats of a role in the state database.
+pub const ROLE_HEARTBEAT_SECS: u64 = 10;
+
+/// `ferry status` shows the roles whose heartbeat came within this many seconds.
+pub const ROLE_FRESH_SECS: u64 = 35;
+
+/// This process's name in the state database's roles (host, pid, a unique suffix).
+pub fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(super::extract::owner_name)
+}
+
+/// The `host:port` of a broker URL (`amqp://user:***@10.0.0.5:5672/%2f` gives `10.0.0.5:5672`);
+/// the URL itself when it has no such part.
+pub fn node_address(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
 /// A worker's end: which scheme, and how it stopped.
@@ -49,6 +71,12 @@ impl Pipeline {
         app.declare(&bus, schemes).await?;
         let connections = Arc::new(Connections::new(Arc::clone(&app), state.clone()));
         let alerts = Alerts::new(&app.files.config, state.clone());
+        let presence = Some(heartbeat(
+            state.clone(),
+            role,
+            schemes.iter().map(|s| s.scheme.name.clone()).collect(),
+            node_address(bus.url()),
+        ));
         Ok(Pipeline {
             app,
             bus,
@@ -56,7 +84,17 @@ impl Pipeline {
             connections,
             alerts,
             outages: Outages::default(),
+            presence,
         })
+    }
+
+    /// The role ended: its heartbeat stops and `ferry status` no longer shows it.
+    pub async fn leave(&mut self) {
+        if self.presence.take().is_some()
+            && let Err(e) = self.state.role_gone(process_name()).await
+        {
+            tracing::debug!(error = %e, "could not remove this role from the state database");
+        }
     }
 
     /// An extractor on this pipeline's connection, taking leases as `owner`.
@@ -147,6 +185,31 @@ impl Pipeline {
     }
 }
 
+/// Report `role` on the node `node` to the state database now and every [`ROLE_HEARTBEAT_SECS`]
+/// until the returned guard is dropped (the connection given up, the role ended). A heartbeat that
+/// fails is logged at debug level only: `ferry status` is all it serves.
+fn heartbeat(state: State, role: &str, schemes: Vec<String>, node: String) -> AbortOnDrop {
+    let role = role.to_string();
+    let host = super::extract::host_name().unwrap_or_else(|| "ferry".into());
+    let pid = i64::from(std::process::id());
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let seen = ferry_state::RoleSeen {
+                process: process_name(),
+                role: &role,
+                host: &host,
+                pid,
+                schemes: &schemes,
+                broker_node: &node,
+            };
+            if let Err(e) = state.role_seen(&seen).await {
+                tracing::debug!(error = %e, "could not report this role to the state database");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(ROLE_HEARTBEAT_SECS)).await;
+        }
+    }))
+}
+
 /// Wait for workers to end; a lost broker connection is fatal (the supervisor restarts us).
 pub async fn join_workers(
     tasks: &mut JoinSet<WorkerEnd>,
@@ -200,5 +263,23 @@ pub(super) fn gave_up(
     match joined {
         Ok((_, _, Err(e))) if e.is_lost() && !shutdown.is_set() => Some(e.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_address;
+
+    #[test]
+    fn a_node_is_shown_by_its_address_without_credentials() {
+        assert_eq!(
+            node_address("amqp://guest:***@127.0.0.1:5681/%2f"),
+            "127.0.0.1:5681"
+        );
+        assert_eq!(
+            node_address("amqps://u:p@ss@mq.example.com:5671?heartbeat=10"),
+            "mq.example.com:5671"
+        );
+        assert_eq!(node_address("amqp://localhost"), "localhost");
     }
 }

@@ -395,7 +395,11 @@ async fn wait_until_settled(
             if done.contains_key(&x.run_id) || stopped.iter().any(|(s, _)| s == &x.scheme) {
                 continue;
             }
-            match state.run(&x.run_id).await? {
+            // A state database restarted meanwhile is waited for, not the end of the run.
+            let run =
+                super::state_wait::patiently("reading a run's progress", || state.run(&x.run_id))
+                    .await?;
+            match run {
                 Some(run) if run.status == RunStatus::Done => {
                     done.insert(x.run_id.clone(), run);
                 }

@@ -104,7 +104,10 @@ impl Supervisor {
                 lost = bus.wait_lost() => Session::Lost(lost.to_string()),
             };
             let why = match ended {
-                Session::Done(value) => return Ok(Some((value, pipeline))),
+                Session::Done(value) => {
+                    pipeline.leave().await;
+                    return Ok(Some((value, pipeline)));
+                }
                 Session::Lost(why) => why,
             };
             if self.shutdown.is_set() {
