@@ -12,9 +12,10 @@ use lapin::Acker;
 use lapin::options::BasicGetOptions;
 use serde_json::Value;
 
-use crate::bus::{Bus, close_quietly, short, with_recovery};
+use crate::bus::Bus;
 use crate::consumer::Incoming;
 use crate::error::BusError;
+use crate::link::{close_quietly, short, with_recovery};
 use crate::names::{self, Stage};
 use crate::topology::passive_declare;
 

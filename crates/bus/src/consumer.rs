@@ -15,9 +15,10 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Acker, Channel};
 
-use crate::bus::{Bus, LostSignal, short, with_recovery};
+use crate::bus::Bus;
 use crate::error::BusError;
 use crate::headers::{Headers, value_count};
+use crate::link::{LostSignal, short, with_recovery};
 use crate::names;
 
 /// A consumer of one queue, on a channel of its own.

@@ -4,7 +4,11 @@
 //! queue names, headers, confirms, acks, retries and dead letters are decided in one crate.
 //!
 //! - [`names`]: queue and header names, the one source of truth (`ferry.<scheme>.<stage>...`).
-//! - [`bus`]: [`Bus`], the connection (auto-recovery on) and the recovery rules.
+//! - [`bus`]: [`Bus`], the connection (auto-recovery on).
+//! - `link`: what every operation on the broker shares: the lost-connection signal, the
+//!   recovery rule, refusals, short names (below `bus` and everything built on it).
+//! - `shape`: [`Topology`], the shape of a scheme's queues (plain data, below `bus` and
+//!   `topology`).
 //! - [`topology`]: declaring a scheme's work, retry and dead-letter queues; queue depths.
 //! - [`publisher`]: [`Publisher`], persistent JSON messages with publisher confirms.
 //! - [`consumer`]: [`Consumer`] and [`Incoming`], manual acks with a prefetch.
@@ -38,9 +42,11 @@ pub mod consumer;
 pub mod error;
 pub mod failure;
 pub mod headers;
+mod link;
 pub mod names;
 pub mod publisher;
 pub mod replay;
+mod shape;
 pub mod topology;
 pub mod trace;
 

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ferry_core::Envelope;
-use lapin::options::BasicPublishOptions;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation};
 
-use crate::bus::{LostSignal, refusal, short};
+use crate::bus::Bus;
 use crate::error::BusError;
 use crate::headers::Headers;
+use crate::link::{LostSignal, refusal, short, with_recovery};
 
 /// AMQP delivery mode of a message written to disk by the broker.
 const PERSISTENT_DELIVERY_MODE: u8 = 2;
@@ -72,6 +73,18 @@ enum PassFailure {
     Bus(BusError),
     /// The channel or connection failed: wait for recovery and publish again.
     Connection(lapin::Error),
+}
+
+impl Bus {
+    /// A publisher on a channel of its own, in confirm mode.
+    pub async fn publisher(&self) -> Result<Publisher, BusError> {
+        let channel = self.channel().await?;
+        with_recovery(&channel, "confirm.select", "-", || {
+            channel.confirm_select(ConfirmSelectOptions::default())
+        })
+        .await?;
+        Ok(Publisher::new(channel, self.lost()))
+    }
 }
 
 impl Publisher {

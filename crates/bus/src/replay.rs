@@ -33,9 +33,10 @@ use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
 use lapin::types::{FieldTable, ShortString};
 
-use crate::bus::{Bus, close_quietly, short, with_recovery};
+use crate::bus::Bus;
 use crate::consumer::Incoming;
 use crate::error::BusError;
+use crate::link::{close_quietly, short, with_recovery};
 use crate::names::{self, Stage};
 use crate::publisher::{Outgoing, Publisher};
 use crate::topology::passive_declare;
