@@ -16,6 +16,8 @@
 //!   apart from `load`, which is the loader role only).
 //! - [`problem`]: a configuration problem with its file and key path, as `ferry lint` prints it.
 //! - [`sign`]: the vendor request signatures (DingTalk robot, Jushuitan, Kingdee).
+//! - [`placeholder`]: `{field}`, `{{a.b}}`, Ferry's variables, and the [`template::Context`]
+//!   they resolve in; below both `template` and `expr`.
 //! - [`template`]: value templates (`{field}`, `{{a.b}}`, `{{CURRENT_TIME|datetime}}`, ...).
 //! - [`expr`]: `_function` expressions, a MySQL-style expression language.
 //! - [`convert`]: conversion of rendered values to a field's `type`.
@@ -27,6 +29,7 @@
 pub mod config;
 pub mod connector;
 pub mod convert;
+mod date_format;
 pub mod error;
 pub mod expr;
 pub mod files;
@@ -34,6 +37,7 @@ pub mod identity;
 pub mod lint;
 pub mod mapping;
 pub mod paging;
+pub mod placeholder;
 pub mod probe;
 pub mod problem;
 pub mod record;

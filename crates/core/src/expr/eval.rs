@@ -15,8 +15,8 @@ use super::lexer::StrPart;
 use super::parser::{BinOp, Kind, Unit};
 use super::{Expr, ExprError};
 use crate::convert;
+use crate::placeholder::Context;
 use crate::record::value_text;
-use crate::template::Context;
 
 /// Extra digits of scale a division adds, as MySQL's `div_precision_increment` default.
 const DIV_SCALE_INCREMENT: u32 = 4;

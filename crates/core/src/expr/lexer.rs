@@ -8,7 +8,7 @@
 use rust_decimal::Decimal;
 
 use super::ExprError;
-use crate::template::{Placeholder, scan_placeholder};
+use crate::placeholder::{Placeholder, scan_placeholder};
 
 /// One piece of a string literal.
 #[derive(Clone, Debug, PartialEq)]

@@ -49,9 +49,9 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::template::Context;
+use crate::placeholder::Context;
 
-pub(crate) use functions::date_format;
+pub(crate) use crate::date_format::date_format;
 
 /// Deepest nesting of parentheses, calls and unary operators accepted, so that hostile input
 /// cannot overflow the stack.

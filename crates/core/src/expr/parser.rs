@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::lexer::{StrPart, Tok, Token};
 use super::{Expr, ExprError, MAX_DEPTH};
-use crate::template::Placeholder;
+use crate::placeholder::Placeholder;
 
 /// Node kinds of an expression tree.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::template::Context;
+use crate::placeholder::Context;
 
 const SH: Tz = chrono_tz::Asia::Shanghai;
 
