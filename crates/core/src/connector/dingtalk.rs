@@ -5,9 +5,13 @@ use super::http::{API_PAGINATION_KEYS, API_SOURCE_KEYS, DEFAULT_TIMEOUT_SECS, ch
 use super::{Kind, Opens, Sends, Writes, api_path_under, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
 use crate::config::{Connection, Secret};
+use crate::files::Role;
+use crate::scheme::Endpoint;
 
 /// The DingTalk open API (access tokens, Yida).
 pub const DINGTALK_BASE_URL: &str = "https://api.dingtalk.com";
+/// Yida serves at most this many instances a page (unconfirmed; the sandbox enforces it).
+pub const YIDA_MAX_PAGE_SIZE: u64 = 100;
 
 pub static KIND: Kind = Kind {
     name: "dingtalk",
@@ -22,10 +26,37 @@ pub static KIND: Kind = Kind {
     pagination_keys: API_PAGINATION_KEYS,
     read: |r, report| Connection::DingTalk(DingTalkConnection::read(r, report)),
     api: |_, api| api_path_under(api, &["v1.0/", "topapi/"], "v1.0/yida/processes/instances"),
-    check: check_api_source,
+    check,
     lint: no_lint,
     lint_connection: no_connection_lint,
 };
+
+/// The options of every HTTP API source, and a Yida page holds at most [`YIDA_MAX_PAGE_SIZE`]
+/// instances (the source's message when it opens).
+fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
+    check_api_source(endpoint, role, out);
+    if role == Role::Source
+        && is_yida(&endpoint.metadata.api)
+        && let Some(size) = endpoint
+            .metadata
+            .pagination
+            .as_ref()
+            .and_then(|p| p.page_size)
+        && size > YIDA_MAX_PAGE_SIZE
+    {
+        out.push((
+            "source.metadata.pagination.pageSize".into(),
+            format!("{size} is more than the {YIDA_MAX_PAGE_SIZE} records a page this API serves"),
+        ));
+    }
+}
+
+/// Whether `api` is Yida's process instances (with or without surrounding slashes).
+pub fn is_yida(api: &str) -> bool {
+    api.trim()
+        .trim_end_matches('/')
+        .ends_with("yida/processes/instances")
+}
 
 /// `kind = "dingtalk"`: the DingTalk open API with an app's key and secret (Yida process
 /// instances). The access token is fetched and cached until it expires.

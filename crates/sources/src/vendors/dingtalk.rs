@@ -21,12 +21,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_core::FerryError;
 use ferry_core::config::DingTalkConnection;
+use ferry_core::connector::dingtalk::is_yida;
 use ferry_core::scheme::Metadata;
 use ferry_core::template::Context;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::{TokenAnswer, api_ends_with, api_source_with_ids, code_and_message, id_paths};
+use super::{TokenAnswer, api_source_with_ids, code_and_message, id_paths};
 use crate::Source;
 use crate::http::{
     Body, Defaults, HttpClient, Mode, Reply, Request, Vendor, Verdict, judge_status,
@@ -37,8 +38,7 @@ use crate::token::{Token, TokenCache};
 pub const TOKEN_HEADER: &str = "x-acs-dingtalk-access-token";
 /// Token lifetime when the answer does not say (DingTalk's is 7200 s).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7200;
-/// Yida serves at most this many instances a page (unconfirmed; the sandbox enforces it).
-pub const YIDA_MAX_PAGE_SIZE: u64 = 100;
+pub use ferry_core::connector::dingtalk::YIDA_MAX_PAGE_SIZE;
 /// Pause after a QPS refusal that carries no Retry-After.
 const THROTTLE_PAUSE_MS: u64 = 1000;
 const TOKEN_PATH: &str = "/v1.0/oauth2/accessToken";
@@ -173,10 +173,6 @@ pub fn yida_record(item: Value) -> Value {
     };
     record.insert("extend".into(), Value::Object(fields));
     Value::Object(record)
-}
-
-fn is_yida(api: &str) -> bool {
-    api_ends_with(api, "yida/processes/instances")
 }
 
 /// Open a DingTalk source.
