@@ -285,7 +285,7 @@ impl HttpClient {
     /// Send `req` through `vendor` until it succeeds, fails for good, or runs out of attempts.
     /// Every retry is counted per connection ([`call_retries`]).
     ///
-    /// The schedule is [`retry_policy`]: a retryable failure waits the backoff's delay, or the
+    /// The schedule is `retry_policy`'s: a retryable failure waits the backoff's delay, or the
     /// service's hint (`Retry-After`, a vendor's window, at most [`MAX_RETRY_AFTER_SECS`]) when
     /// that is longer; after [`CALL_ATTEMPTS`] attempts the failure goes to the extractor as
     /// transient, with the hint. A refused token is renewed and the call sent again at once,

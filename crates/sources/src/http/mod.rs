@@ -4,14 +4,14 @@
 //! From the wire up; a new HTTP vendor (`crate::vendors`) reuses all of it and brings only its
 //! [`Vendor`] and its [`Defaults`]:
 //!
-//! - [`client`]: [`HttpClient::call`] sends one logical request through a [`Vendor`] (sign,
+//! - `client`: [`HttpClient::call`] sends one logical request through a [`Vendor`] (sign,
 //!   rate-limit slot, send, judge the answer as a [`Verdict`], retry with backoff, renew the
 //!   token once).
-//! - [`spec`]: the scheme's source metadata resolved over the kind's [`Defaults`] into an
+//! - `spec`: the scheme's source metadata resolved over the kind's [`Defaults`] into an
 //!   [`ApiSpec`] (method, path, where fields travel, where records are, how pages are asked for).
-//! - [`paginator`]: [`ApiSource`] pages through one scheme's API for one run (page, offset,
+//! - `paginator`: [`ApiSource`] pages through one scheme's API for one run (page, offset,
 //!   cursor, `has_next`, totals, and the guards against a paging mistake looping forever).
-//! - [`lookups`]: fields added to every record from a nested array or a second call.
+//! - `lookups`: fields added to every record from a nested array or a second call.
 //! - here: [`Plain`], the vendor of the generic `http` kind (fixed headers, HTTP status codes
 //!   and an optional `code` field in the body), and its [`open`].
 //!
