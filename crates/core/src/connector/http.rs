@@ -167,3 +167,44 @@ impl HttpConnection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn problems(metadata: serde_json::Value, role: Role) -> Vec<(String, String)> {
+        let endpoint: Endpoint =
+            serde_json::from_value(json!({"connection": "api", "metadata": metadata})).unwrap();
+        let mut out = Vec::new();
+        check(&endpoint, role, &mut out);
+        out
+    }
+
+    #[test]
+    fn what_every_kind_reports_is_not_reported_twice() {
+        // The checks of every kind name these already, in their own words.
+        let generic = json!({
+            "api": "", "records_at": "x",
+            "pagination": {"pageSize": 0, "max_pages": 0, "mode": "pages"}
+        });
+        assert_eq!(problems(generic, Role::Source), []);
+        // A mode every kind knows but an HTTP source does not is this kind's to report.
+        assert_eq!(
+            problems(
+                json!({"api": "/x", "pagination": {"mode": "keyset"}}),
+                Role::Source
+            ),
+            [(
+                "source.metadata.pagination.mode".to_string(),
+                "`keyset` is not an HTTP paging mode (page, offset, cursor, none)".to_string()
+            )]
+        );
+        // The source options are a source's: a target reads its own.
+        assert_eq!(
+            problems(json!({"api": "/x", "body_format": "xml"}), Role::Target),
+            []
+        );
+    }
+}
