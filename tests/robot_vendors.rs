@@ -746,6 +746,7 @@ async fn http_target_dead_letters_a_refused_record_alone_retries_throttles_and_p
         .into_iter()
         .collect(),
         timeout_secs: 10,
+        token: None,
         rate_per_sec: Some(20),
     };
     let mut meta: Metadata = serde_json::from_value(collect_target(json!({}))).unwrap();
@@ -827,5 +828,118 @@ async fn http_target_dead_letters_a_refused_record_alone_retries_throttles_and_p
     .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Config, "{err}");
     assert!(!err.to_string().contains("nope"));
+    world.clean().await;
+}
+
+/// `[connections.crm.token]` for the collect API's token endpoint, with `secret`.
+fn token_connection(base_url: &str, secret: &str) -> String {
+    format!(
+        "[connections.crm]\nkind = \"http\"\nbase_url = \"{base_url}\"\n\
+         [connections.crm.token]\nurl = \"/auth/token\"\n\
+         params = {{ client_id = \"collect-sandbox-client\", client_secret = \"{secret}\" }}\n\
+         token_at = \"/data/access_token\"\nexpires_at = \"/data/expires_in\"\n"
+    )
+}
+
+/// Step 2 of issue 15: an `http` target whose connection fetches its bearer token (the same
+/// `[token]` table an `http` source reads), through the `ferry` binary. One token serves the
+/// run; a token the API stops taking (401) is fetched again once and the call goes through; a
+/// wrong client secret stops the scheme with the token endpoint's answer, the secret nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_target_fetches_caches_and_renews_its_token_and_a_wrong_secret_stops_the_scheme() {
+    const TOKEN_ROUTE: &str = "POST /auth/token";
+    const COLLECT_ROUTE: &str = "POST /collect/v1/contacts";
+    let mut world = World::new("htk").await;
+    let api = Robot::start_with(SandboxOptions::default()).await;
+    // Tokens die after 2 s on the API's side, though the answer says 7200 (a revoked token).
+    api.set_faults(json!({"collect": {"token_ttl_secs": 2}}))
+        .await;
+    let (www, state) = setup(&mut world, 10).await;
+    let scheme = write_scheme(
+        &mut world,
+        json!({"connection": "crm", "metadata": collect_target(json!({
+            "request": [
+                {"field": "contact_id", "type": "int", "value": "{id}"},
+                {"field": "name", "type": "string", "value": "{name}"}
+            ]
+        }))}),
+    );
+    write_toml(
+        &world,
+        &www,
+        &state,
+        &token_connection(&api.url(), "collect-sandbox-secret"),
+    );
+    let run_once = || ferry(&world, &["run", "--once", "--timeout-secs", "60"]);
+
+    let out = run_once().await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: 1 pages, 10 records: 10 written, 0 skipped, 0 dead-lettered"
+        )),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(
+        api.route_calls(TOKEN_ROUTE).await,
+        1,
+        "one token for the run"
+    );
+    let taken = api.inbox("/_sandbox/collect").await;
+    assert_eq!(posted_ids(&taken), (1..=10).collect::<Vec<_>>());
+
+    // The cached token has died on the API's side: refused once (401), fetched anew, sent again.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    add_contacts(&world, &www, 11, 15).await;
+    let out = run_once().await;
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        stdout(&out).contains("15 records: 5 written, 10 skipped, 0 dead-lettered"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(api.route_calls(TOKEN_ROUTE).await, 2, "renewed once");
+    let (_, statuses) = api.route_statuses(COLLECT_ROUTE).await;
+    assert_eq!(statuses.get("401"), Some(&1), "{statuses:?}");
+    assert_eq!(
+        posted_ids(&api.inbox("/_sandbox/collect").await),
+        (1..=15).collect::<Vec<_>>()
+    );
+
+    // A wrong client secret, once the cached token dies: the scheme stops, its message kept.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    add_contacts(&world, &www, 16, 17).await;
+    write_toml(
+        &world,
+        &www,
+        &state,
+        &token_connection(&api.url(), "not-the-client-secret"),
+    );
+    let out = run_once().await;
+    let everything = all_output(&out);
+    assert!(!out.status.success(), "{everything}");
+    assert!(
+        stdout(&out).contains(&format!(
+            "{scheme}: stopped: connection `crm`: the token endpoint {}/auth/token answered \
+             HTTP 401 Unauthorized: {{\"code\":40001,\"msg\":\"invalid client_id or \
+             client_secret\",\"data\":{{}}}}; check the connection's `token.params` (its credentials)",
+            api.url()
+        )),
+        "{everything}"
+    );
+    assert!(
+        !everything.contains("not-the-client-secret"),
+        "{everything}"
+    );
+    assert!(!everything.contains("collect-0"), "no token in the output");
+    let load_queue = names::work_queue(&scheme, Stage::Load);
+    world
+        .wait_for("the load message kept", Duration::from_secs(30), || async {
+            (depth(&scheme, &load_queue).await >= 1).then_some(())
+        })
+        .await;
+    assert_eq!(depth(&scheme, &names::dlq(&scheme, Stage::Load)).await, 0);
+    assert_eq!(api.inbox("/_sandbox/collect").await.len(), taken.len() + 1);
     world.clean().await;
 }

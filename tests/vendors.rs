@@ -872,6 +872,7 @@ impl Harness {
             base_url: format!("http://{}", self.addr),
             headers: Default::default(),
             timeout_secs: 5,
+            token: None,
             rate_per_sec: None,
         });
         let metadata: Metadata = serde_json::from_value(metadata).unwrap();

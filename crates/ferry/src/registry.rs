@@ -22,6 +22,7 @@ use ferry_sinks::Sink;
 use ferry_sinks::robot::{FeishuWebhook, RobotSettings, RobotSink, WeComWebhook};
 use ferry_sources::Source;
 use ferry_sources::http::HttpClient;
+use ferry_sources::token::SpecToken;
 use ferry_sources::vendors;
 
 use crate::connections::Connections;
@@ -201,8 +202,35 @@ fn http_sink<'a>(o: &'a Opening<'a>) -> BoxFuture<'a, Result<Arc<dyn Sink>, Ferr
             ferry_sinks::robot::http_client()?,
             &o.scheme.scheme.name,
         )?;
+        let sink = match &conn.token {
+            Some(spec) => sink.with_auth(Arc::new(TargetToken(SpecToken::new(
+                o.name,
+                &conn.base_url,
+                spec,
+                o.connections.state().clone(),
+                vendors::shared_client()?,
+                Duration::from_secs(conn.timeout_secs),
+            )))),
+            None => sink,
+        };
         Ok(Arc::new(sink) as Arc<dyn Sink>)
     })
+}
+
+/// An `http` connection's `[token]`, fetched and cached as its source fetches it, given to its
+/// target.
+struct TargetToken(SpecToken);
+
+#[async_trait::async_trait]
+impl ferry_sinks::http::Auth for TargetToken {
+    async fn header(&self) -> Result<(String, ferry_core::config::Secret), FerryError> {
+        let (name, value) = self.0.header().await?;
+        Ok((name, ferry_core::config::Secret::new(value)))
+    }
+
+    async fn refused(&self) -> Result<(), FerryError> {
+        self.0.forget().await
+    }
 }
 
 /// The robot client, the scheme's target metadata, the state database and the scheme's name:

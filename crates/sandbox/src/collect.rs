@@ -4,7 +4,14 @@
 //! otherwise. `GET`/`DELETE /_sandbox/collect` read and clear what it took, so tests can assert
 //! exactly what was posted.
 //!
-//! Checks, in order: `Authorization: Bearer <collect_token>` (HTTP 401, code 401), the fault
+//! `POST /auth/token` hands out bearer tokens for it, as most of these APIs do: a JSON or form
+//! body with `client_id` and `client_secret` answers `{"code": 0, "msg": "ok", "data":
+//! {"access_token", "expires_in": 7200}}`; wrong credentials answer HTTP 401 with code 40001.
+//! A token lives `collect.token_ttl_secs` (default 7200) whatever the answer says, so a shorter
+//! knob plays a token revoked early. It shares the `collect` fault knobs.
+//!
+//! Checks, in order: `Authorization: Bearer <collect_token>` or a live issued token (HTTP 401,
+//! code 401), the fault
 //! knobs of `collect` (throttling answers HTTP 200 with code 4290; bursts answer HTTP 503), the
 //! body (code 400 when it is neither JSON nor a form), and the records: a request holding a
 //! string value equal to `collect_reject_value` anywhere is refused whole with code 1001 (a
@@ -21,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::options::FaultKey;
 use crate::state::{AppState, Collected, Injected};
-use crate::wire::{self, decode_form, header};
+use crate::wire::{self, decode_form, header, looks_like_json, param, value_text};
 
 /// How long a request whose answer is "lost" holds its connection open.
 const LOST_ANSWER_HOLD_SECS: u64 = 600;
@@ -29,6 +36,12 @@ const LOST_ANSWER_HOLD_SECS: u64 = 600;
 pub const COLLECT_THROTTLE_CODE: i64 = 4_290;
 /// The code of a refused record.
 pub const COLLECT_REJECT_CODE: i64 = 1_001;
+/// The code of refused client credentials at the token endpoint.
+pub const COLLECT_BAD_CLIENT_CODE: i64 = 40_001;
+/// What the token endpoint says a token lives, in seconds.
+const TOKEN_EXPIRES_IN_SECS: u64 = 7_200;
+/// Prefix of the tokens the endpoint issues.
+const TOKEN_PREFIX: &str = "collect";
 
 fn answer(status: StatusCode, code: i64, msg: &str) -> Response {
     wire::json(status, json!({"code": code, "msg": msg, "data": {}}))
@@ -43,8 +56,12 @@ pub(crate) async fn collect(
     body: Bytes,
 ) -> Response {
     let options = &state.options;
-    let expected = format!("Bearer {}", options.collect_token);
-    if header(&headers, "authorization") != Some(expected.as_str()) {
+    let bearer = header(&headers, "authorization").and_then(|h| h.strip_prefix("Bearer "));
+    let authorised = bearer.is_some_and(|token| {
+        token == options.collect_token
+            || (token.starts_with(TOKEN_PREFIX) && state.token_valid(token))
+    });
+    if !authorised {
         return answer(
             StatusCode::UNAUTHORIZED,
             401,
@@ -101,6 +118,50 @@ pub(crate) async fn collect(
     wire::json(
         StatusCode::OK,
         json!({"code": 0, "msg": "ok", "data": {"received": received}}),
+    )
+}
+
+/// `POST /auth/token`: a token for the collect API.
+pub(crate) async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match state.fault_gate(FaultKey::Collect).await {
+        Some(Injected::Throttle) => {
+            return answer(StatusCode::OK, COLLECT_THROTTLE_CODE, "too many requests");
+        }
+        Some(Injected::Unavailable) => {
+            return answer(StatusCode::SERVICE_UNAVAILABLE, 503, "service unavailable");
+        }
+        None => {}
+    }
+    let params: Vec<(String, String)> = if looks_like_json(&headers, &body) {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(key, value)| value_text(value).map(|text| (key.clone(), text)))
+                .collect(),
+            _ => return answer(StatusCode::OK, 400, "the body is not a JSON object"),
+        }
+    } else {
+        decode_form(&body)
+    };
+    let options = &state.options;
+    if param(&params, "client_id") != Some(options.collect_client_id.as_str())
+        || param(&params, "client_secret") != Some(options.collect_client_secret.as_str())
+    {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            COLLECT_BAD_CLIENT_CODE,
+            "invalid client_id or client_secret",
+        );
+    }
+    let ttl = state.token_ttl(FaultKey::Collect, TOKEN_EXPIRES_IN_SECS);
+    let token = AppState::issue_token(&mut state.lock(), TOKEN_PREFIX, ttl);
+    wire::json(
+        StatusCode::OK,
+        json!({"code": 0, "msg": "ok", "data": {"access_token": token, "expires_in": TOKEN_EXPIRES_IN_SECS}}),
     )
 }
 

@@ -45,7 +45,7 @@ use axum::Router;
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 
-pub use collect::{COLLECT_REJECT_CODE, COLLECT_THROTTLE_CODE};
+pub use collect::{COLLECT_BAD_CLIENT_CODE, COLLECT_REJECT_CODE, COLLECT_THROTTLE_CODE};
 pub use dingtalk::{DINGTALK_APP_KEY, DINGTALK_APP_SECRET};
 pub use jushuitan::{
     JUSHUITAN_ACCESS_TOKEN, JUSHUITAN_APP_KEY, JUSHUITAN_APP_SECRET, JUSHUITAN_REFRESH_TOKEN,
@@ -195,6 +195,7 @@ fn router(state: Arc<AppState>) -> Router {
             "/collect/{*path}",
             post(collect::collect).put(collect::collect),
         )
+        .route("/auth/token", post(collect::token))
         // Jushuitan
         .route("/open/shops/query", post(jushuitan::shops_query))
         .route("/openWeb/auth/refreshToken", post(jushuitan::refresh_token))

@@ -113,6 +113,14 @@ pub struct SandboxOptions {
     #[arg(long, default_value = "collect-sandbox-token")]
     pub collect_token: String,
 
+    /// `client_id` the collect API's token endpoint (`POST /auth/token`) accepts.
+    #[arg(long, default_value = "collect-sandbox-client")]
+    pub collect_client_id: String,
+
+    /// `client_secret` belonging to `collect_client_id`.
+    #[arg(long, default_value = "collect-sandbox-secret")]
+    pub collect_client_secret: String,
+
     /// The collect API refuses, with code 1001, a record holding a string value equal to this.
     #[arg(long, default_value = "REJECT")]
     pub collect_reject_value: String,
@@ -149,6 +157,8 @@ impl Default for SandboxOptions {
             feishu_limit: DEFAULT_FEISHU_LIMIT,
             feishu_per_sec: DEFAULT_FEISHU_PER_SEC,
             collect_token: "collect-sandbox-token".to_string(),
+            collect_client_id: "collect-sandbox-client".to_string(),
+            collect_client_secret: "collect-sandbox-secret".to_string(),
             collect_reject_value: "REJECT".to_string(),
             no_jushuitan_rate_limits: false,
         }
@@ -175,7 +185,8 @@ pub struct EndpointFaults {
     pub lose_answer_every: Option<u32>,
     /// Lifetime of the tokens this endpoint issues, in seconds (0 = expired at once). Defaults:
     /// dingtalk_token 7200, okki 28800, jushuitan 2592000 (tokens from refreshToken), kingdee
-    /// 86400 (app-token and the appSecret rotation).
+    /// 86400 (app-token and the appSecret rotation), collect 7200 (its answer always says 7200,
+    /// so a shorter lifetime plays a token revoked early).
     pub token_ttl_secs: Option<u64>,
 }
 

@@ -10,14 +10,18 @@
 //! Several replicas finding the cache empty at once would each ask the vendor (and some vendors
 //! rate-limit their token endpoint: Kingdee's allows 2 calls a minute). So the fetch happens
 //! under a short lease in the state database: one process fetches, the others wait for its result.
+//!
+//! [`SpecToken`] is the generic `http` kind's token: fetched as the connection's
+//! `[connections.<name>.token]` table ([`TokenSpec`]) says, for its source and its target alike.
 
 use std::future::Future;
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable};
 use ferry_core::FerryError;
+use ferry_core::config::{TokenMethod, TokenSpec};
 use ferry_state::State;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Longest part of a token's lifetime cut off before the vendor's expiry (5 minutes).
 pub const REFRESH_MARGIN_MAX_SECS: u64 = 300;
@@ -152,6 +156,169 @@ enum Look {
     Busy,
     /// The state database failed.
     Failed(FerryError),
+}
+
+/// Most bytes of a token endpoint's answer quoted in an error.
+const QUOTED_ANSWER_BYTES: usize = 300;
+
+/// The bearer token of an `http` connection with a `[token]` table, cached in the state
+/// database for every replica and every scheme on the connection.
+#[derive(Clone, Debug)]
+pub struct SpecToken {
+    spec: TokenSpec,
+    /// The token endpoint's URL, without query.
+    endpoint: String,
+    cache: TokenCache,
+    client: reqwest::Client,
+    timeout: Duration,
+    connection: String,
+}
+
+impl SpecToken {
+    /// The token of connection `connection` (at `base_url`) as `spec` says.
+    pub fn new(
+        connection: &str,
+        base_url: &str,
+        spec: &TokenSpec,
+        state: State,
+        client: reqwest::Client,
+        timeout: Duration,
+    ) -> SpecToken {
+        let endpoint = if spec.url.contains("://") {
+            spec.url.clone()
+        } else {
+            format!(
+                "{}/{}",
+                base_url.trim_end_matches('/'),
+                spec.url.trim_start_matches('/')
+            )
+        };
+        SpecToken {
+            spec: spec.clone(),
+            endpoint,
+            cache: TokenCache::new(state, connection),
+            client,
+            timeout,
+            connection: connection.to_string(),
+        }
+    }
+
+    /// The header a call carries: its name and value (`prefix` + token). Never logged.
+    pub async fn header(&self) -> Result<(String, String), FerryError> {
+        let (token, _) = self.cache.get(|| self.fetch()).await?;
+        Ok((
+            self.spec.header.clone(),
+            format!("{}{token}", self.spec.prefix),
+        ))
+    }
+
+    /// The API refused the token: forget it, so that the next call fetches a new one.
+    pub async fn forget(&self) -> Result<(), FerryError> {
+        self.cache.forget().await
+    }
+
+    /// Ask the token endpoint. Unreachable, 408, 429 and 5xx are transient; any other refusal,
+    /// or an answer without a token, stops the scheme (the credentials or the spec are wrong).
+    async fn fetch(&self) -> Result<Token, FerryError> {
+        let params: Vec<(&str, &str)> = self
+            .spec
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        let request = match self.spec.method {
+            TokenMethod::Get => self.client.get(&self.endpoint).query(&params),
+            TokenMethod::Post if self.spec.form => self.client.post(&self.endpoint).form(&params),
+            TokenMethod::Post => {
+                let body: Map<String, Value> = params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                    .collect();
+                self.client.post(&self.endpoint).json(&body)
+            }
+        };
+        let endpoint = ferry_core::error::redact_userinfo(&self.endpoint);
+        let said = |what: &str| {
+            format!(
+                "connection `{}`: the token endpoint {endpoint} {what}",
+                self.connection
+            )
+        };
+        let unreachable = |e: reqwest::Error| {
+            FerryError::transient(said(&format!(
+                "could not be reached: {}",
+                chain(&e.without_url())
+            )))
+        };
+        let response = request
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let text = response.text().await.map_err(unreachable)?;
+        if matches!(status.as_u16(), 408 | 429 | 500..=599) {
+            return Err(FerryError::transient(said(&format!(
+                "answered HTTP {status}: {}",
+                quote(&text)
+            ))));
+        }
+        if !status.is_success() {
+            return Err(FerryError::config(format!(
+                "{}; check the connection's `token.params` (its credentials)",
+                said(&format!("answered HTTP {status}: {}", quote(&text)))
+            )));
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let Some(token) = answer
+            .pointer(&self.spec.token_at)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        else {
+            return Err(FerryError::config(format!(
+                "{}; check the connection's `token.params` and `token.token_at`",
+                said(&format!(
+                    "answered no token at {}: {}",
+                    self.spec.token_at,
+                    quote(&text)
+                ))
+            )));
+        };
+        let ttl_secs = answer
+            .pointer(&self.spec.expires_at)
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+            .unwrap_or(self.spec.ttl_secs);
+        Ok(Token {
+            value: token.to_string(),
+            extra: None,
+            ttl: Duration::from_secs(ttl_secs),
+        })
+    }
+}
+
+/// An error and its causes, outermost first.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// At most [`QUOTED_ANSWER_BYTES`] of an answer (a refusal: it holds no token), cut on a
+/// character boundary.
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTED_ANSWER_BYTES {
+        return text.to_string();
+    }
+    let mut end = QUOTED_ANSWER_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub use crate::connector::okki::OKKI_DEFAULT_SCOPE;
 pub use crate::connector::{
     DingTalkConnection, DingTalkRobotConnection, FeishuRobotConnection, HttpConnection,
     JushuitanConnection, KingdeeConnection, MysqlConnection, OkkiConnection, RobotFormat,
-    WeComRobotConnection,
+    TokenMethod, TokenSpec, WeComRobotConnection,
 };
 pub use console::{
     ConsoleConfig, DEFAULT_CONSOLE_LISTEN, DEFAULT_JAEGER_URL, MIN_CONSOLE_SECRET_LEN,

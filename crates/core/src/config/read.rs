@@ -84,6 +84,11 @@ impl<'a> TableReader<'a> {
         }
     }
 
+    /// Whether the table is there at all (an absent one reads as every key missing).
+    pub(crate) fn is_present(&self) -> bool {
+        self.table.is_some()
+    }
+
     /// The path of this table (`alerts`).
     pub(crate) fn path(&self) -> &str {
         &self.path

@@ -344,3 +344,67 @@ url = "mysql://root@127.0.0.1:3306/ferry"
         ]
     );
 }
+
+#[test]
+fn an_http_connection_reads_its_token_table_with_defaults_and_checks_it() {
+    let text = format!(
+        r#"{MINIMAL}
+[connections.crm]
+kind = "http"
+base_url = "https://api.example.com"
+[connections.crm.token]
+url = "/oauth/token"
+params = {{ client_id = "id", client_secret = "s3cret" }}
+[connections.bare]
+kind = "http"
+base_url = "https://api.example.com"
+"#
+    );
+    let config = FerryConfig::parse(&text, "ferry.toml", &no_env).unwrap();
+    let Connection::Http(crm) = &config.connections["crm"] else {
+        panic!("http");
+    };
+    let token = crm.token.as_ref().expect("a token table");
+    assert_eq!(token.url, "/oauth/token");
+    assert_eq!(token.method, TokenMethod::Post);
+    assert!(!token.form);
+    assert_eq!(token.params["client_secret"].expose(), "s3cret");
+    assert_eq!(
+        (token.token_at.as_str(), token.expires_at.as_str()),
+        ("/access_token", "/expires_in")
+    );
+    assert_eq!(token.ttl_secs, 7_200);
+    assert_eq!(
+        (token.header.as_str(), token.prefix.as_str()),
+        ("Authorization", "Bearer ")
+    );
+    assert!(
+        !format!("{crm:?}").contains("s3cret"),
+        "secrets stay hidden"
+    );
+    let Connection::Http(bare) = &config.connections["bare"] else {
+        panic!("http");
+    };
+    assert_eq!(bare.token, None);
+
+    let bad = format!(
+        r#"{MINIMAL}
+[connections.crm]
+kind = "http"
+base_url = "https://api.example.com"
+[connections.crm.token]
+url = "/oauth/token"
+token_at = "data.access_token"
+method = "PUT"
+scope = "all"
+"#
+    );
+    assert_eq!(
+        messages(&bad, &no_env),
+        [
+            "ferry.toml: connections.crm.token.token_at: `data.access_token` is not a JSON pointer (it starts with `/`, as `/data/access_token`)",
+            "ferry.toml: connections.crm.token.method: unknown value `PUT`, expected one of `POST`, `GET`",
+            "ferry.toml: connections.crm.token.scope: unknown field `scope`, expected one of `url`, `method`, `params`, `body_format`, `token_at`, `expires_at`, `ttl_secs`, `header`, `prefix`",
+        ]
+    );
+}

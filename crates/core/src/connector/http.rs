@@ -155,6 +155,93 @@ pub struct HttpConnection {
     pub timeout_secs: u64,
     /// Most requests per second; absent means no limit.
     pub rate_per_sec: Option<u32>,
+    /// Where a bearer token comes from, for APIs that hand one out (`[connections.<name>.token]`);
+    /// absent: the `headers` carry the auth.
+    pub token: Option<TokenSpec>,
+}
+
+/// Token lifetime assumed when the token endpoint's answer does not say (two hours, as most
+/// Chinese SaaS token endpoints hand out).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7_200;
+
+/// `[connections.<name>.token]`: how an `http` connection (source or target) gets the bearer
+/// token its API wants. The token is fetched once, cached in the state database for every
+/// replica until shortly before it expires, sent in `header` as `prefix` + token, and fetched
+/// again once when the API answers HTTP 401.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenSpec {
+    /// The token endpoint: a path under the connection's `base_url` (`/oauth/token`) or a full
+    /// URL. Required.
+    pub url: String,
+    /// `POST` (default) or `GET`.
+    pub method: TokenMethod,
+    /// The fields sent to it (client id, secret, grant type): a JSON body, a form
+    /// (`body_format = "form"`), or the query of a `GET`. Values are secret.
+    pub params: BTreeMap<String, Secret>,
+    /// `json` (default) or `form`, for a `POST`.
+    pub form: bool,
+    /// JSON pointer to the token in the answer (default `/access_token`).
+    pub token_at: String,
+    /// JSON pointer to its lifetime in seconds (default `/expires_in`).
+    pub expires_at: String,
+    /// Lifetime when the answer has none there (default 7200).
+    pub ttl_secs: u64,
+    /// Header the token is sent in (default `Authorization`).
+    pub header: String,
+    /// What precedes the token in that header (default `Bearer `; `""` for a bare token).
+    pub prefix: String,
+}
+
+/// How a token endpoint is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenMethod {
+    Post,
+    Get,
+}
+
+impl TokenSpec {
+    /// `[connections.<name>.token]`, if the connection has one.
+    fn read(r: &mut TableReader<'_>, report: &mut Report) -> Option<TokenSpec> {
+        let mut t = r.table(report, "token");
+        if !t.is_present() {
+            return None;
+        }
+        let spec = TokenSpec {
+            url: t.string(report, "url"),
+            method: match t
+                .choice(report, "method", &["POST", "GET"], "POST")
+                .as_str()
+            {
+                "GET" => TokenMethod::Get,
+                _ => TokenMethod::Post,
+            },
+            params: t.secret_map(report, "params"),
+            form: t.choice(report, "body_format", &["json", "form"], "json") == "form",
+            token_at: t.string_or(report, "token_at", "/access_token"),
+            expires_at: t.string_or(report, "expires_at", "/expires_in"),
+            ttl_secs: t.uint(report, "ttl_secs", 1..=31_536_000, DEFAULT_TOKEN_TTL_SECS),
+            header: t.string_or(report, "header", "Authorization"),
+            prefix: t
+                .opt_string(report, "prefix")
+                .unwrap_or_else(|| "Bearer ".into()),
+        };
+        let pointers = [
+            ("token_at", &spec.token_at, "/data/access_token"),
+            ("expires_at", &spec.expires_at, "/data/expires_in"),
+        ];
+        for (key, pointer, example) in pointers {
+            if !pointer.starts_with('/') {
+                report.error(
+                    &t.path_of(key),
+                    format!(
+                        "`{pointer}` is not a JSON pointer (it starts with `/`, as `{example}`)"
+                    ),
+                );
+            }
+        }
+        t.finish(report);
+        Some(spec)
+    }
 }
 
 impl HttpConnection {
@@ -164,6 +251,7 @@ impl HttpConnection {
             headers: r.secret_map(report, "headers"),
             timeout_secs: r.uint(report, "timeout_secs", 1..=86_400, DEFAULT_TIMEOUT_SECS),
             rate_per_sec: opt_rate(r, report),
+            token: TokenSpec::read(r, report),
         }
     }
 }

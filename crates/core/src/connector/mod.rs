@@ -50,7 +50,7 @@ use crate::template::closest;
 pub use dingtalk::DingTalkConnection;
 pub use dingtalk_robot::{DingTalkRobotConnection, RobotFormat};
 pub use feishu_robot::FeishuRobotConnection;
-pub use http::HttpConnection;
+pub use http::{HttpConnection, TokenMethod, TokenSpec};
 pub use jushuitan::JushuitanConnection;
 pub use kingdee::KingdeeConnection;
 pub use mysql::MysqlConnection;

@@ -2,7 +2,9 @@
 //!
 //! Each rendered record (the target request tree) is the body of a `POST` or `PUT` to
 //! `{base_url}{api}`, alone or `batch_size` at a time as a JSON array, as JSON or as a form. The
-//! connection's `headers` carry the auth. Success is decided by the HTTP status and, when
+//! connection's `headers` carry the auth, or an [`Auth`] (the connection's `[token]`, fetched and
+//! cached by `ferry-sources`' token logic, which the binary joins in): its header goes with
+//! every call, and an HTTP 401 has it renewed once before the scheme stops. Success is decided by the HTTP status and, when
 //! `success_pointer` is set, by the value there (`/code` = `0`, as most Chinese SaaS answer);
 //! any other code is classed by configuration: `throttle_codes` (wait `throttle_wait_secs` and
 //! try again), `transient_codes` (the batch goes back to the queue), `record_codes` (the record
@@ -45,6 +47,15 @@ use options::Class;
 /// Most bytes of an answer quoted in an error.
 const QUOTED_ANSWER_BYTES: usize = 300;
 
+/// A header an `http` target gets per call from elsewhere: the connection's token.
+#[async_trait]
+pub trait Auth: Send + Sync {
+    /// The header (name, value) to send with the next call. Its value is never logged.
+    async fn header(&self) -> Result<(String, Secret), FerryError>;
+    /// The API answered HTTP 401: drop what is cached, so the next call fetches anew.
+    async fn refused(&self) -> Result<(), FerryError>;
+}
+
 /// An API opened as one scheme's target.
 pub struct HttpSink {
     connection: String,
@@ -55,6 +66,7 @@ pub struct HttpSink {
     options: Arc<HttpTargetOptions>,
     limit: RateSlot,
     ledger: Ledger,
+    auth: Option<Arc<dyn Auth>>,
 }
 
 /// One record to send: its body's digest is its content in the ledger.
@@ -82,6 +94,8 @@ enum CallError {
     Throttled(String),
     /// The API refused, or could not be reached: nothing was taken.
     Refused(FerryError),
+    /// The API refused the [`Auth`] header (HTTP 401): renew it and try once more.
+    Unauthorised(String),
     /// No answer to read: it may have been taken.
     Unknown(FerryError),
 }
@@ -122,7 +136,16 @@ impl HttpSink {
             options: Arc::new(options),
             limit,
             ledger: Ledger::new(state, scheme_name, conn_name, metadata.id_check),
+            auth: None,
         })
+    }
+
+    /// Send `auth`'s header with every call (the connection's token).
+    pub fn with_auth(self, auth: Arc<dyn Auth>) -> HttpSink {
+        HttpSink {
+            auth: Some(auth),
+            ..self
+        }
     }
 
     /// Where requests go, for texts: no query, no credentials.
@@ -180,6 +203,10 @@ impl HttpSink {
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.expose());
         }
+        if let Some(auth) = &self.auth {
+            let (name, value) = auth.header().await.map_err(CallError::Refused)?;
+            request = request.header(name.as_str(), value.expose());
+        }
         let response = request.send().await.map_err(|e| {
             let refused = e.is_connect();
             let undelivered = refused || e.is_builder();
@@ -212,6 +239,7 @@ impl HttpSink {
             let what = format!("HTTP {status}: {quoted}");
             return Err(match status.as_u16() {
                 429 => CallError::Throttled(what),
+                401 if self.auth.is_some() => CallError::Unauthorised(said(&what)),
                 408 | 500..=599 => CallError::Refused(FerryError::transient(said(&what))),
                 401 | 403 => CallError::Refused(FerryError::config(format!(
                     "{}; check the connection's `headers` (the API's credentials)",
@@ -256,17 +284,26 @@ impl HttpSink {
         }
     }
 
-    /// A call, waiting and trying again while the API says "too fast".
+    /// A call, waiting and trying again while the API says "too fast", and once more with a
+    /// new token when it refused the one it was sent.
     async fn call(&self, items: &[&Item]) -> Result<(), CallError> {
         let (body, content_type) = self.body(items);
         let what = format!("connection `{}`: {}", self.connection, self.target());
-        self.limit
-            .retry_throttled(
+        let call = || {
+            self.limit.retry_throttled(
                 &what,
                 || self.call_once(&body, content_type),
                 |e| matches!(e, CallError::Throttled(_)),
             )
-            .await
+        };
+        match (call().await, &self.auth) {
+            (Err(CallError::Unauthorised(refused)), Some(auth)) => {
+                tracing::info!(connection = %self.connection, reason = %refused, "token refused; renewing it");
+                auth.refused().await.map_err(CallError::Refused)?;
+                call().await
+            }
+            (result, _) => result,
+        }
     }
 
     /// Send `items` in one request and settle them in the ledger and the report. A batch
@@ -306,6 +343,9 @@ impl HttpSink {
                 ),
                 retry_after: Some(Duration::from_secs(self.options.throttle_wait_secs)),
             }),
+            Err(CallError::Unauthorised(what)) => Err(FerryError::config(format!(
+                "{what} (refused again with a new token; check the connection's `token`)"
+            ))),
             Err(CallError::Refused(e) | CallError::Unknown(e)) => Err(e),
         }
     }

@@ -52,6 +52,8 @@ pub struct Plain {
     code_at: Option<String>,
     ok_codes: Vec<String>,
     message_at: Option<String>,
+    /// The connection's token, when it has a `[token]` table.
+    token: Option<crate::token::SpecToken>,
 }
 
 /// Open a source of `kind = "http"` for one run: its options are parsed once, here, with the
@@ -64,7 +66,18 @@ pub fn open(
 ) -> Result<Box<dyn crate::Source>, FerryError> {
     crate::vendors::check_base_url(&http, &conn.base_url)?;
     let options = HttpSourceOptions::parse(&metadata).map_err(config_problems)?;
-    let vendor = Arc::new(Plain::from_options(conn, &options));
+    let token = match &conn.token {
+        Some(spec) => Some(crate::token::SpecToken::new(
+            http.connection(),
+            &conn.base_url,
+            spec,
+            http.state().clone(),
+            crate::vendors::shared_client()?,
+            std::time::Duration::from_secs(conn.timeout_secs),
+        )),
+        None => None,
+    };
+    let vendor = Arc::new(Plain::from_options(conn, &options).with_token(token));
     let spec = ApiSpec::from_options(&options.api, &metadata, Defaults::default())?;
     let ids = crate::vendors::id_paths(&metadata);
     crate::vendors::open_spec(http, vendor, &conn.base_url, spec, &metadata, ctx, ids)
@@ -88,7 +101,13 @@ impl Plain {
             code_at: options.code_at.clone(),
             ok_codes: options.ok_codes.clone(),
             message_at: options.message_at.clone(),
+            token: None,
         }
+    }
+
+    /// Send `token`'s header with every call; a 401 then renews it once.
+    pub fn with_token(self, token: Option<crate::token::SpecToken>) -> Plain {
+        Plain { token, ..self }
     }
 }
 
@@ -102,12 +121,28 @@ impl Vendor for Plain {
         for (name, value) in &self.headers {
             req.header(name, value.clone());
         }
+        if let Some(token) = &self.token {
+            let (name, value) = token.header().await?;
+            req.header(&name, value);
+        }
         Ok(())
+    }
+
+    async fn renew_token(&self, _http: &HttpClient) -> Result<(), FerryError> {
+        match &self.token {
+            Some(token) => token.forget().await,
+            None => Ok(()),
+        }
     }
 
     fn judge(&self, reply: &Reply) -> Verdict {
         if let Some(verdict) = judge_status(reply, self.label()) {
             return verdict;
+        }
+        if reply.status == 401 && self.token.is_some() {
+            return Verdict::Reauth {
+                message: format!("the API refused the token (HTTP 401): {}", reply.quoted()),
+            };
         }
         if matches!(reply.status, 401 | 403) {
             return Verdict::Config(format!(

@@ -181,6 +181,7 @@ fn plain_judges_status_and_body_codes() {
         headers: Default::default(),
         timeout_secs: 30,
         rate_per_sec: None,
+        token: None,
     };
     let md = metadata(json!({"api": "/x", "code_at": "/code", "message_at": "/msg"}));
     let plain = Plain::new(&conn, &md).unwrap();
@@ -301,6 +302,7 @@ fn the_source_refuses_a_bad_option_with_the_words_of_ferry_lint() {
         headers: Default::default(),
         timeout_secs: 30,
         rate_per_sec: None,
+        token: None,
     };
     let err = Plain::new(&conn, &md).err().unwrap();
     let expected: Vec<String> = std::fs::read_to_string(format!("{case}/expected.txt"))
