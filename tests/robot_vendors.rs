@@ -205,6 +205,20 @@ fn collect_target(extra: Value) -> Value {
     target
 }
 
+/// The contact scheme to the collect API as connection `crm` ([`collect_target`]); returns
+/// its name.
+fn write_collect_scheme(world: &mut World) -> String {
+    let request = json!({"request": [
+        {"field": "contact_id", "type": "int", "value": "{id}"},
+        {"field": "name", "type": "string", "value": "{name}"},
+        {"field": "company", "type": "string", "value": "{company}"}
+    ]});
+    write_scheme(
+        world,
+        json!({"connection": "crm", "metadata": collect_target(request)}),
+    )
+}
+
 /// The `contact_id`s the collect API took (from single records and batches), sorted.
 fn posted_ids(taken: &[Value]) -> Vec<u64> {
     let mut ids: Vec<u64> = taken
@@ -370,16 +384,7 @@ async fn http_end_to_end_dead_letters_the_refused_record_alone_retries_throttles
             "UPDATE `{www}`.www_contact SET company = 'REJECT' WHERE id = {REFUSED}"
         ))
         .await;
-    let scheme = write_scheme(
-        &mut world,
-        json!({"connection": "crm", "metadata": collect_target(json!({
-            "request": [
-                {"field": "contact_id", "type": "int", "value": "{id}"},
-                {"field": "name", "type": "string", "value": "{name}"},
-                {"field": "company", "type": "string", "value": "{company}"}
-            ]
-        }))}),
-    );
+    let scheme = write_collect_scheme(&mut world);
     write_toml(
         &world,
         &www,
@@ -855,15 +860,7 @@ async fn http_target_fetches_caches_and_renews_its_token_and_a_wrong_secret_stop
     api.set_faults(json!({"collect": {"token_ttl_secs": 2}}))
         .await;
     let (www, state) = setup(&mut world, 10).await;
-    let scheme = write_scheme(
-        &mut world,
-        json!({"connection": "crm", "metadata": collect_target(json!({
-            "request": [
-                {"field": "contact_id", "type": "int", "value": "{id}"},
-                {"field": "name", "type": "string", "value": "{name}"}
-            ]
-        }))}),
-    );
+    let scheme = write_collect_scheme(&mut world);
     write_toml(
         &world,
         &www,

@@ -36,6 +36,31 @@ pub fn refused_hint(url: &str) -> &'static str {
 /// `url` without the password of its user info (see [`crate::redact::userinfo`]).
 pub use crate::redact::userinfo as redact_userinfo;
 
+/// `e` and its sources, `: `-separated (an HTTP client's own text is often just "error sending
+/// request").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// At most `max_bytes` of an API's answer, cut on a character boundary, for an error text.
+pub fn quote_answer(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// How a failure must be handled. The lower-case names are the values of the
 /// `x-ferry-error-class` header on dead letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::options::FaultKey;
 use crate::state::{AppState, Collected, Injected};
-use crate::wire::{self, decode_form, header, looks_like_json, param, value_text};
+use crate::wire::{self, body_params, decode_form, header, param};
 
 /// How long a request whose answer is "lost" holds its connection open.
 const LOST_ANSWER_HOLD_SECS: u64 = 600;
@@ -136,16 +136,8 @@ pub(crate) async fn token(
         }
         None => {}
     }
-    let params: Vec<(String, String)> = if looks_like_json(&headers, &body) {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(map)) => map
-                .iter()
-                .filter_map(|(key, value)| value_text(value).map(|text| (key.clone(), text)))
-                .collect(),
-            _ => return answer(StatusCode::OK, 400, "the body is not a JSON object"),
-        }
-    } else {
-        decode_form(&body)
+    let Some(params) = body_params(&headers, &body) else {
+        return answer(StatusCode::OK, 400, "the body is not a JSON object");
     };
     let options = &state.options;
     if param(&params, "client_id") != Some(options.collect_client_id.as_str())

@@ -14,12 +14,12 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::RETRY_AFTER};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::data::format_datetime;
 use crate::options::FaultKey;
 use crate::state::{AppState, Injected};
-use crate::wire::{self, decode_form, header, looks_like_json, param, query_pairs, value_text};
+use crate::wire::{self, body_params, header, param, query_pairs};
 
 /// The client credentials the sandbox accepts.
 pub const OKKI_CLIENT_ID: &str = "okki-sandbox-client";
@@ -73,16 +73,8 @@ pub(crate) async fn access_token(
     if let Some(injected) = state.fault_gate(FaultKey::Okki).await {
         return injected_answer(injected);
     }
-    let params: Vec<(String, String)> = if looks_like_json(&headers, &body) {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(map)) => map
-                .iter()
-                .filter_map(|(key, value)| value_text(value).map(|text| (key.clone(), text)))
-                .collect(),
-            _ => return oauth_error("invalid_request", "The request body is not a JSON object."),
-        }
-    } else {
-        decode_form(&body)
+    let Some(params) = body_params(&headers, &body) else {
+        return oauth_error("invalid_request", "The request body is not a JSON object.");
     };
     match param(&params, "grant_type") {
         Some("client_credentials") => {}

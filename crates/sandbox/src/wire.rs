@@ -83,6 +83,21 @@ pub(crate) fn looks_like_json(headers: &HeaderMap, body: &[u8]) -> bool {
     }
 }
 
+/// The fields of a JSON-object or form body, as text (`None`: JSON that is not an object).
+pub(crate) fn body_params(headers: &HeaderMap, body: &[u8]) -> Option<Vec<(String, String)>> {
+    if !looks_like_json(headers, body) {
+        return Some(decode_form(body));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Some(
+            map.iter()
+                .filter_map(|(key, value)| value_text(value).map(|text| (key.clone(), text)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// Text of a JSON value that may come as a string or a number (`"2"` or `2`).
 pub(crate) fn value_text(value: &Value) -> Option<String> {
     match value {

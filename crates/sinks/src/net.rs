@@ -13,14 +13,4 @@ pub fn http_client() -> Result<reqwest::Client, FerryError> {
         .map_err(|e| FerryError::config(format!("cannot build an HTTP client: {e}")))
 }
 
-/// `e` and its sources, `: `-separated (reqwest's own text is often just "error sending request").
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub(crate) use ferry_core::error::error_chain;

@@ -247,7 +247,7 @@ impl SpecToken {
         let unreachable = |e: reqwest::Error| {
             FerryError::transient(said(&format!(
                 "could not be reached: {}",
-                chain(&e.without_url())
+                ferry_core::error::error_chain(&e.without_url())
             )))
         };
         let response = request
@@ -296,29 +296,9 @@ impl SpecToken {
     }
 }
 
-/// An error and its causes, outermost first.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// At most [`QUOTED_ANSWER_BYTES`] of an answer (a refusal: it holds no token), cut on a
-/// character boundary.
+/// At most [`QUOTED_ANSWER_BYTES`] of an answer (a refusal: it holds no token).
 fn quote(text: &str) -> String {
-    if text.len() <= QUOTED_ANSWER_BYTES {
-        return text.to_string();
-    }
-    let mut end = QUOTED_ANSWER_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    ferry_core::error::quote_answer(text, QUOTED_ANSWER_BYTES)
 }
 
 #[cfg(test)]

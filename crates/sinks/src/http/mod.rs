@@ -351,16 +351,9 @@ impl HttpSink {
     }
 }
 
-/// At most [`QUOTED_ANSWER_BYTES`] of an answer, cut on a character boundary.
+/// At most [`QUOTED_ANSWER_BYTES`] of an answer.
 fn quote(text: &str) -> String {
-    if text.len() <= QUOTED_ANSWER_BYTES {
-        return text.to_string();
-    }
-    let mut end = QUOTED_ANSWER_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    ferry_core::error::quote_answer(text, QUOTED_ANSWER_BYTES)
 }
 
 #[async_trait]
