@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferry_bus::{Bus, BusError, Headers, Incoming, Publisher, Routed, Stage, names};
@@ -315,19 +315,36 @@ impl Worker {
             .headers
             .rerender_of
             .map_or(stage_name, Stage::as_str);
-        let reconciled = settle(
-            &self.state,
-            &Settled {
-                run_id: &envelope.run_id,
-                key: &key,
-                stage: count_stage,
-                counts,
-                dead_ids: &dead_ids,
-                replayed_ok: replayed_ok.as_deref(),
-                shared_id,
-            },
-        )
-        .await;
+        let to_settle = Settled {
+            run_id: &envelope.run_id,
+            key: &key,
+            stage: count_stage,
+            counts,
+            dead_ids: &dead_ids,
+            replayed_ok: replayed_ok.as_deref(),
+            shared_id,
+        };
+        let counting = settle(&self.state, &to_settle);
+        let mut stopping = shutdown.clone();
+        let reconciled = tokio::select! {
+            biased;
+            reconciled = counting => reconciled,
+            _ = async {
+                stopping.wait().await;
+                tokio::time::sleep(Duration::from_secs(SHUTDOWN_COUNT_WAIT_SECS)).await;
+            } => {
+                // A shutdown while the state database does not answer: the message stays
+                // unacknowledged, so it comes again (to a replica, or this role's next start)
+                // and is counted then.
+                tracing::warn!(
+                    scheme,
+                    stage = stage_name,
+                    "stopping while the state database does not answer: the message is left \
+                     unacknowledged and will be delivered again"
+                );
+                return Ok(None);
+            }
+        };
         // Acknowledged only now: a process killed between an ack and the count lost the count for
         // good (the broker never delivers an acknowledged message again), and the run was never
         // `done` (the role-kill rounds, seed 1796159803782092238: 59,900 of 60,000 settled). Killed
@@ -366,6 +383,10 @@ impl Worker {
         Ok(())
     }
 }
+
+/// How long a shutdown lets a message's count wait for the state database before leaving the
+/// message unacknowledged (see [`super::state_wait`]).
+const SHUTDOWN_COUNT_WAIT_SECS: u64 = 10;
 
 /// A handler's future with a panic inside it caught: the message becomes a `Record` failure (its
 /// records dead-lettered with the panic's message as the reason) rather than the end of the
