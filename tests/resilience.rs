@@ -700,3 +700,146 @@ async fn every_role_connects_afresh_to_the_next_node_when_its_node_dies() {
     world.clean().await;
     drop(second);
 }
+
+/// Rows of the job [`every_role_connects_afresh_through_its_supervisor_when_its_connection_is_cut`]
+/// copies before and again after the cut.
+const CUT_ROWS: i64 = 2_000;
+
+/// `rabbitmqctl` on the shared broker; the error says why it could not run.
+fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("rabbitmqctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "rabbitmqctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Every long-running role runs inside the one supervisor (`roles/supervisor.rs`): this cuts the
+/// connection of every role at once, on the shared broker, in the test's own vhost: guest loses
+/// its permissions there and the vhost's connections are closed, so lapin's recovery is refused
+/// until the permissions come back 6 s later. `ferry extract`, `ferry transform`, `ferry load` and `ferry run` each
+/// give their connection up after the recovery wait (3 s), connect afresh through the
+/// supervisor with backoff, and go on without restarting: a second extraction after the cut
+/// reaches the target through them, every row once. (`ferry run --once` and `ferry extract
+/// --once` mid-run are the broker-outage tests above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_connects_afresh_through_its_supervisor_when_its_connection_is_cut() {
+    let mut world = World::new("sv").await;
+    let vhost = format!("ferry-sv-{}", world.id);
+    if let Err(why) = rabbitmqctl(&["add_vhost", &vhost]) {
+        eprintln!("SKIPPED: cannot make a vhost on the shared broker: {why}");
+        world.clean().await;
+        return;
+    }
+    let grant = || rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+    grant().expect("guest may use the test's vhost");
+    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
+
+    let src = copy::fill_source(&mut world, CUT_ROWS).await;
+    let dst = world.database("dst").await;
+    world.exec(&format!("USE `{dst}`; {TARGET_DDL}")).await;
+    write_config(
+        &mut world,
+        &amqp,
+        &format!("{}/{src}", common::MYSQL),
+        &format!("{}/{dst}", common::MYSQL),
+    );
+    let toml = world.log("ferry.toml").replace(
+        &format!("url = \"{amqp}\"\n"),
+        &format!("url = \"{amqp}\"\nrecovery_wait_secs = 3\n"),
+    );
+    assert!(toml.contains("recovery_wait_secs = 3"), "{toml}");
+    world.write("ferry.toml", &toml);
+
+    let logs = ["extract.log", "transform.log", "load.log", "run.log"];
+    let roles = [
+        Role::spawn(&mut world, &["extract"], logs[0]),
+        Role::spawn(&mut world, &["transform"], logs[1]),
+        Role::spawn(&mut world, &["load"], logs[2]),
+        Role::spawn(&mut world, &["run"], logs[3]),
+    ];
+    let admin = world.admin.clone();
+    let copied = |rows: i64| {
+        let admin = admin.clone();
+        let dst = dst.clone();
+        move || {
+            let admin = admin.clone();
+            let dst = dst.clone();
+            async move { count(&admin, &dst).await.filter(|n| *n == rows) }
+        }
+    };
+    let once = world.ferry(&["extract", "--once"]);
+    assert!(once.status.success(), "{}", common::all_output(&once));
+    world
+        .wait_for(
+            "the rows before the cut",
+            Duration::from_secs(120),
+            copied(CUT_ROWS),
+        )
+        .await;
+
+    rabbitmqctl(&["clear_permissions", "-p", &vhost, "guest"]).expect("guest is locked out");
+    rabbitmqctl(&[
+        "close_all_connections",
+        "--vhost",
+        &vhost,
+        "cut by a Ferry test",
+    ])
+    .expect("every connection of the vhost is closed");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    grant().expect("guest may use the vhost again");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for log in logs {
+        while !world.log(log).contains("connecting afresh") {
+            assert!(
+                Instant::now() < deadline,
+                "{log} gave its connection up and connected afresh:\n{}",
+                world.log(log)
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    world
+        .exec(&format!(
+            "INSERT INTO `{src}`.orders (id, customer, amount, qty, created_at, note, payload)
+             SELECT id + {CUT_ROWS}, customer, amount, qty, created_at, note, payload
+             FROM `{src}`.orders"
+        ))
+        .await;
+    let again = world.ferry(&["extract", "--once"]);
+    assert!(again.status.success(), "{}", common::all_output(&again));
+    world
+        .wait_for(
+            "the rows after the cut",
+            Duration::from_secs(120),
+            copied(2 * CUT_ROWS),
+        )
+        .await;
+    for role in &roles {
+        assert_eq!(
+            world.exited(role.index),
+            None,
+            "`ferry {}` kept running:\n{}",
+            role.args.join(" "),
+            world.log(role.log)
+        );
+    }
+    assert_same_rows(&admin, &src, &dst).await;
+    let codes = world.stop_all();
+    assert!(
+        codes.iter().all(|c| *c == Some(0)),
+        "graceful exits {codes:?} ({})",
+        keep_logs(&world)
+    );
+    let _ = rabbitmqctl(&["delete_vhost", &vhost]);
+    world.clean().await;
+}
