@@ -10,9 +10,10 @@ use ferry_core::record::value_text;
 use ferry_core::template::lookup;
 use serde_json::Value;
 
-use super::client::{HttpClient, Request, Vendor};
+use super::client::{HttpClient, Request};
 use super::paginator::items_at;
 use super::spec::{Lookup, method as wire_method};
+use super::vendor::Vendor;
 
 /// Tables fetched by `Call` lookups, once per run.
 type LookupTable = HashMap<String, Value>;

@@ -7,6 +7,8 @@
 //! - `client`: [`HttpClient::call`] sends one logical request through a [`Vendor`] (sign,
 //!   rate-limit slot, send, judge the answer as a [`Verdict`], retry with backoff, renew the
 //!   token once).
+//! - `vendor`: what a kind brings to the client: [`Vendor`], [`Verdict`] and the shared starts
+//!   of a judge ([`judge_status`], [`judge_http`]).
 //! - `spec`: the scheme's source metadata resolved over the kind's [`Defaults`] into an
 //!   [`ApiSpec`] (method, path, where fields travel, where records are, how pages are asked for).
 //! - `paginator`: [`ApiSource`] pages through one scheme's API for one run (page, offset,
@@ -24,6 +26,7 @@ mod paginator;
 mod spec;
 #[cfg(test)]
 mod tests;
+mod vendor;
 
 use std::sync::Arc;
 
@@ -36,10 +39,11 @@ use ferry_core::template::Context;
 
 pub use client::{
     Body, CALL_ATTEMPTS, HttpClient, MAX_RETRY_AFTER_SECS, RETRY_MAX_DELAY_MS, RETRY_MIN_DELAY_MS,
-    Reply, Request, Unsigned, Vendor, Verdict, call_retries, judge_http, judge_status,
+    Reply, Request, call_retries,
 };
 pub use paginator::{ApiSource, truthy};
 pub use spec::{ApiSpec, BodyFormat, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, Defaults, Lookup, Mode};
+pub use vendor::{Unsigned, Vendor, Verdict, judge_http, judge_status};
 
 use ferry_core::connector::http::HttpSourceOptions;
 use spec::config_problems;

@@ -20,9 +20,10 @@ use ferry_core::template::{Context, PageVars};
 use ferry_core::{FerryError, Record};
 use serde_json::{Map, Value, json};
 
-use super::client::{HttpClient, Reply, Request, Vendor};
+use super::client::{HttpClient, Reply, Request};
 use super::lookups::{Api, Enricher};
 use super::spec::{ApiSpec, Mode, config_at};
+use super::vendor::Vendor;
 use crate::{Page, Source};
 
 /// Whether a `has_next` value means "more": vendors send it as a bool, a number or a string.

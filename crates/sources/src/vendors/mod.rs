@@ -1,6 +1,6 @@
 //! Vendor connection kinds as sources: one module per vendor, each a [`Vendor`] (auth, signing,
 //! error codes) plus the paging defaults of its APIs, all running on the shared
-//! [`ApiSource`](crate::http::ApiSource) paginator.
+//! [`ApiSource`] paginator (`crate::http`).
 //!
 //! - [`dingtalk`]: DingTalk open API (cached access token) and Yida process instances.
 //! - [`jushuitan`]: Jushuitan ERP (MD5-signed form posts, `has_next` paging, refresh token).
