@@ -22,7 +22,9 @@
 #
 # Environment: FERRY (a ferry binary; default: build --release), PAGE (rows per page, 2000),
 # SCALE_PAGE (rows per message in the scaling case, 250), CASES (which rows to run, default
-# "dump insert keyset offset offset_written three scale").
+# "dump insert keyset offset offset_written three scale"), WRAP (a command put before `ferry run
+# --once` in the one-process cases, e.g. WRAP="perf record -e cpu-clock -g -o keyset.perf" to
+# profile them; its own CPU then counts in the figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-200000}
@@ -197,7 +199,7 @@ once_case() { # once_case NAME SQL [REQUEST] [MODE]: ferry run --once, one proce
   scheme "$1" "bench-$ID-$1" "$PAGE" "$2" "${3:-}" "${4:-}"
   marks
   FERRY_CONFIG=$OUT/$1/ferry.toml FERRY_LOG=warn /usr/bin/time -v -o "$OUT/$1.time" \
-    "$FERRY" run --once >"$OUT/$1.out" 2>"$OUT/$1.log" || { cat "$OUT/$1.out" "$OUT/$1.log" >&2; exit 1; }
+    ${WRAP:-} "$FERRY" run --once >"$OUT/$1.out" 2>"$OUT/$1.log" || { cat "$OUT/$1.out" "$OUT/$1.log" >&2; exit 1; }
   read -r wall mdb rmq < <(since)
   check ${DB}_$1 "$ROWS"
   row "ferry $1 (run --once)" "$ROWS" "$wall" "$mdb" "$rmq" "$(time_cpu "$OUT/$1.time")" 1 \

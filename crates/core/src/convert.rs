@@ -17,7 +17,8 @@
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Timelike,
 };
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -97,10 +98,10 @@ pub fn convert(value: &Value, kind: FieldType, tz: Tz) -> Result<Value, String> 
             .map(|d| Value::String(d.to_string()))
             .ok_or_else(fail),
         FieldType::Date => to_naive_datetime(value, tz)
-            .map(|dt| Value::String(dt.format(DATE_FORMAT).to_string()))
+            .map(|dt| Value::String(date_text(&dt)))
             .ok_or_else(fail),
         FieldType::Datetime => to_naive_datetime(value, tz)
-            .map(|dt| Value::String(dt.format(DATETIME_FORMAT).to_string()))
+            .map(|dt| Value::String(datetime_text(&dt)))
             .ok_or_else(fail),
         FieldType::Bool => to_bool(value).map(Value::Bool).ok_or_else(fail),
         FieldType::Object => match value {
@@ -290,9 +291,82 @@ fn epoch_to_naive(epoch: Decimal, tz: Tz) -> Option<NaiveDateTime> {
     local_time(utc.naive_utc(), tz)
 }
 
+/// `dt` as [`DATE_FORMAT`] writes it, without reading the format string on every call (the
+/// hot path of every `date` field); years outside 0..=9999 go through chrono.
+pub fn date_text(dt: &NaiveDateTime) -> String {
+    use std::fmt::Write as _;
+    let (year, month, day) = (dt.year(), dt.month(), dt.day());
+    if !(0..=9999).contains(&year) {
+        return dt.format(DATE_FORMAT).to_string();
+    }
+    let mut out = String::with_capacity(10);
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
+    out
+}
+
+/// `dt` as [`DATETIME_FORMAT`] writes it (seconds, no fraction), as [`date_text`] does.
+pub fn datetime_text(dt: &NaiveDateTime) -> String {
+    use std::fmt::Write as _;
+    let year = dt.year();
+    if !(0..=9999).contains(&year) {
+        return dt.format(DATETIME_FORMAT).to_string();
+    }
+    let mut out = String::with_capacity(19);
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    out
+}
+
+/// The common shape of a local date and time, `YYYY-MM-DD HH:MM:SS` with an optional `T` in
+/// place of the space and an optional fraction of 1 to 9 digits, read without chrono's format
+/// parser. `None` for anything else, including an impossible date or a leap second, which the
+/// general path then reads (or refuses) exactly as before.
+fn plain_local_datetime(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            let value = digits(20, b.len())?;
+            value * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(digits(0, 4)? as i32, digits(5, 7)?, digits(8, 10)?)?;
+    let time =
+        NaiveTime::from_hms_nano_opt(digits(11, 13)?, digits(14, 16)?, digits(17, 19)?, nanos)?;
+    Some(date.and_time(time))
+}
+
 fn parse_datetime_text(text: &str, tz: Tz) -> Option<NaiveDateTime> {
     if text.is_empty() {
         return None;
+    }
+    if let Some(dt) = plain_local_datetime(text) {
+        return Some(dt);
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
         return match text.len() {
@@ -357,6 +431,66 @@ pub(crate) fn resolve_local(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Tz>
 
 #[cfg(test)]
 mod tests {
+    /// The shortcuts for the common shapes give exactly what chrono's format strings give.
+    #[test]
+    fn plain_datetimes_read_and_write_as_chrono_does() {
+        let general = |text: &str| {
+            let normalized = text.replace('/', "-").replacen('T', " ", 1);
+            NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M:%S%.f").ok()
+        };
+        for text in [
+            "2026-11-30 12:34:56",
+            "2026-11-30T12:34:56",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59.999999999",
+            "2024-02-29 08:00:00.5",
+            "2024-02-29 08:00:00.000123",
+            "1970-01-01 00:00:00.1234567",
+        ] {
+            let fast = plain_local_datetime(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, general(text), "{text}");
+        }
+        // Not the plain shape, or not a real time: left to the general reading.
+        for text in [
+            "2023-02-29 08:00:00",
+            "2026-11-30 24:00:00",
+            "2026-11-30 23:59:60",
+            "2026-11-30 12:34:56.",
+            "2026-11-30 12:34:56.1234567890",
+            "2026-11-30 12:34:56Z",
+            "2026-11-30 12:34:56+08:00",
+            "2026/11/30 12:34:56",
+            "2026-1-30 12:34:56",
+            "２０２６-11-30 12:34:56",
+            "2026-11-30 12:34",
+        ] {
+            assert_eq!(plain_local_datetime(text), None, "{text}");
+        }
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        assert_eq!(
+            parse_datetime_text("2026-11-30 23:59:60", tz),
+            general("2026-11-30 23:59:60"),
+            "a leap second reads as chrono reads it"
+        );
+        for dt in [
+            general("2026-11-30 12:34:56.789").unwrap(),
+            general("0000-01-01 00:00:00").unwrap(),
+            general("9999-12-31 23:59:59").unwrap(),
+            NaiveDate::from_ymd_opt(-5, 3, 4)
+                .unwrap()
+                .and_hms_opt(1, 2, 3)
+                .unwrap(),
+            NaiveDate::from_ymd_opt(12345, 3, 4)
+                .unwrap()
+                .and_hms_opt(1, 2, 3)
+                .unwrap(),
+        ] {
+            assert_eq!(datetime_text(&dt), dt.format(DATETIME_FORMAT).to_string());
+            assert_eq!(date_text(&dt), dt.format(DATE_FORMAT).to_string());
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

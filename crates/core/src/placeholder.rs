@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeDelta};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use crate::convert::{self, DATE_FORMAT, DATETIME_FORMAT};
+use crate::convert;
 use crate::date_format::date_format;
 use crate::error::FerryError;
 
@@ -243,8 +243,8 @@ impl Formatter {
     /// Show `local`; None when it has no Unix time (past the ends of the calendar).
     fn apply(&self, local: NaiveDateTime, tz: Tz) -> Option<Value> {
         Some(match self {
-            Formatter::Datetime => Value::String(local.format(DATETIME_FORMAT).to_string()),
-            Formatter::Date => Value::String(local.format(DATE_FORMAT).to_string()),
+            Formatter::Datetime => Value::String(convert::datetime_text(&local)),
+            Formatter::Date => Value::String(convert::date_text(&local)),
             Formatter::Timestamp => Value::from(convert::resolve_local(local, tz)?.timestamp()),
             Formatter::TimestampMs => {
                 Value::from(convert::resolve_local(local, tz)?.timestamp_millis())

@@ -236,11 +236,19 @@ pub fn split_insert(sql: &str) -> Option<InsertParts> {
 /// (seed 001 binds `:order_no_new` from `main_params.order_no_new`). A name found nowhere is a
 /// record error naming it; a name whose value is null binds NULL.
 pub fn binds_for(named: &NamedSql, data: &Map<String, Value>) -> Result<Vec<Value>, FerryError> {
+    bind_refs_for(named, data).map(|refs| refs.into_iter().cloned().collect())
+}
+
+/// [`binds_for`] without copying the values: each parameter's value where it is in `data`.
+pub fn bind_refs_for<'v>(
+    named: &NamedSql,
+    data: &'v Map<String, Value>,
+) -> Result<Vec<&'v Value>, FerryError> {
     named
         .params
         .iter()
         .map(|name| {
-            find_param(data, name).cloned().ok_or_else(|| {
+            find_param(data, name).ok_or_else(|| {
                 FerryError::record_at(name.clone(), format!("no value for SQL parameter :{name}"))
             })
         })

@@ -33,11 +33,11 @@
 
 use async_trait::async_trait;
 use ferry_core::scheme::Metadata;
-use ferry_core::sql::{NamedSql, binds_for};
+use ferry_core::sql::{NamedSql, bind_refs_for};
 use ferry_core::write::{DUPLICATES_VAR, OnDuplicate, WriteSql, write_sql};
 use ferry_core::{ErrorClass, FerryError, Record};
 use ferry_state::Counts;
-use ferry_state::mysql::{bind_values, classify_ref, is_duplicate_key};
+use ferry_state::mysql::{bind_all, classify_ref, is_duplicate_key};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use sqlx::mysql::{MySqlConnection, MySqlPool};
@@ -227,14 +227,14 @@ impl MysqlSink {
         let mut tx = self.pool.begin().await.map_err(|e| classify_ref(&e))?;
         let mut duplicates = Duplicates::start(self.on_duplicate, &mut tx).await?;
         for record in records {
-            let binds = match binds_of(sql, &record) {
+            let binds = match bind_refs_of(sql, &record) {
                 Ok(b) => b,
                 Err(e) => {
                     report.failed.push((record, e));
                     continue;
                 }
             };
-            let q = bind_values(sqlx::query(AssertSqlSafe(sql.text.clone())), &binds);
+            let q = bind_all(sqlx::query(AssertSqlSafe(sql.text.as_str())), binds);
             match q.execute(&mut *tx).await {
                 Ok(done) => {
                     let affected = done.rows_affected();
@@ -310,18 +310,40 @@ impl MysqlSink {
         head: &'a str,
         row: &'a NamedSql,
         tail: &'a str,
-        rows: Vec<(Record, Vec<Value>)>,
+        rows: Vec<Record>,
         report: &'a mut WriteReport,
     ) -> futures_util::future::BoxFuture<'a, Result<(), FerryError>> {
         Box::pin(async move {
             if rows.is_empty() {
                 return Ok(());
             }
+            let mut binds = Vec::with_capacity(rows.len() * row.params.len());
+            let mut lacking = Vec::new();
+            for (i, record) in rows.iter().enumerate() {
+                match bind_refs_of(row, record) {
+                    Ok(refs) => binds.extend(refs),
+                    Err(e) => lacking.push((i, e)),
+                }
+            }
+            if !lacking.is_empty() {
+                // Rare: set the records without a value for a parameter aside, write the rest.
+                drop(binds);
+                let mut rest = Vec::with_capacity(rows.len() - lacking.len());
+                let mut lacking = lacking.into_iter().peekable();
+                for (i, record) in rows.into_iter().enumerate() {
+                    match lacking.next_if(|(at, _)| *at == i) {
+                        Some((_, err)) => report.failed.push((record, err)),
+                        None => rest.push(record),
+                    }
+                }
+                return self
+                    .write_chunk(conn, duplicates, head, row, tail, rest, report)
+                    .await;
+            }
             let text = chunk_text(head, row, tail, rows.len());
-            let binds: Vec<Value> = rows.iter().flat_map(|(_, b)| b.iter().cloned()).collect();
-            let q = bind_values(
+            let q = bind_all(
                 sqlx::query(AssertSqlSafe(text)).persistent(rows.len() > 1),
-                &binds,
+                binds,
             );
             let result = q.execute(&mut *conn).await;
             let dups = if self.on_duplicate.counts_duplicates() {
@@ -340,7 +362,7 @@ impl MysqlSink {
                         return Err(err);
                     }
                     if rows.len() == 1 {
-                        let (record, _) = rows.into_iter().next().expect("one row");
+                        let record = rows.into_iter().next().expect("one row");
                         let err = self.refused(err, &e).with_record_id(&record.id);
                         report.failed.push((record, err));
                         return Ok(());
@@ -391,10 +413,18 @@ impl Duplicates {
     }
 }
 
+/// [`bind_refs_of`], copied (for the statements `ferry test` and `ferry preview` show).
 fn binds_of(sql: &NamedSql, record: &Record) -> Result<Vec<Value>, FerryError> {
-    let empty = serde_json::Map::new();
-    let data = record.data.as_object().unwrap_or(&empty);
-    binds_for(sql, data).map_err(|e| e.with_record_id(&record.id))
+    bind_refs_of(sql, record).map(|refs| refs.into_iter().cloned().collect())
+}
+
+/// Each of `sql`'s parameters' value where it is in the record (no copy); a record error names
+/// a parameter it has no value for.
+fn bind_refs_of<'r>(sql: &NamedSql, record: &'r Record) -> Result<Vec<&'r Value>, FerryError> {
+    static EMPTY: std::sync::LazyLock<serde_json::Map<String, Value>> =
+        std::sync::LazyLock::new(serde_json::Map::new);
+    let data = record.data.as_object().unwrap_or(&EMPTY);
+    bind_refs_for(sql, data).map_err(|e| e.with_record_id(&record.id))
 }
 
 /// The operation a record carries in `_op` (a binlog source's change), as far as the target
@@ -439,13 +469,9 @@ impl MysqlSink {
                 tail,
                 rows_per_statement,
             } => {
-                let mut rows = Vec::with_capacity(records.len());
-                for record in records {
-                    match binds_of(row, &record) {
-                        Ok(b) => rows.push((record, b)),
-                        Err(e) => report.failed.push((record, e)),
-                    }
-                }
+                // Bound from where their values are as each statement is built (no copy); a
+                // record lacking a parameter fails alone there.
+                let mut rows = records;
                 if rows.is_empty() {
                     return Ok(());
                 }
@@ -483,14 +509,14 @@ impl MysqlSink {
         };
         let mut tx = self.pool.begin().await.map_err(|e| classify_ref(&e))?;
         for record in records {
-            let binds = match binds_of(sql, &record) {
+            let binds = match bind_refs_of(sql, &record) {
                 Ok(b) => b,
                 Err(e) => {
                     report.failed.push((record, e));
                     continue;
                 }
             };
-            let q = bind_values(sqlx::query(AssertSqlSafe(sql.text.clone())), &binds);
+            let q = bind_all(sqlx::query(AssertSqlSafe(sql.text.as_str())), binds);
             match q.execute(&mut *tx).await {
                 Ok(_) => report.counts.written += 1,
                 Err(e) => match classify_ref(&e) {

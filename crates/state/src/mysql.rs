@@ -109,8 +109,17 @@ pub async fn probe(pool: &MySqlPool) -> Result<(), String> {
 /// numbers as doubles, strings as strings (exact decimals and dates included, the server
 /// converts them), `{"$bytes": ..}` as bytes, other objects and arrays as their JSON text.
 pub fn bind_values<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
     values: &'q [Value],
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    bind_all(query, values)
+}
+
+/// [`bind_values`] over values wherever they are (a multi-row statement binds every row's
+/// values straight from its records, with no copy).
+pub fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    values: impl IntoIterator<Item = &'q Value>,
 ) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
     for value in values {
         query = match value {
