@@ -196,13 +196,12 @@ impl StateDb {
     /// The runs, one line each: id, status, pages, records, settled, dead, error.
     async fn runs(&self) -> String {
         let db = &self.db;
-        let rows: Vec<(String, String, i64, i64, i64, i64, Option<String>)> = sqlx::query_as(
-            sqlx::AssertSqlSafe(format!(
-                "SELECT run_id, status, pages, records, CAST(written + inserted + updated + unchanged
+        type Run = (String, String, i64, i64, i64, i64, Option<String>);
+        let rows: Vec<Run> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT run_id, status, pages, records, CAST(written + inserted + updated + unchanged
                      + kept + accepted + skipped + dead AS SIGNED), dead, error
                  FROM `{db}`.ferry_runs ORDER BY started_at"
-            )),
-        )
+        )))
         .fetch_all(&self.pool)
         .await
         .unwrap_or_default();

@@ -70,6 +70,19 @@ pub struct RoleSeen<'a> {
     pub broker_node: &'a str,
 }
 
+/// A row of `ferry_roles` as read: process, role, host, pid, schemes (JSON), node, connected,
+/// seen.
+type RoleTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+);
+
 /// A role `ferry status` shows ([`State::roles`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoleRow {
@@ -1078,16 +1091,7 @@ impl State {
 
     /// The roles seen within the last `fresh`, by role and host.
     pub async fn roles(&self, fresh: Duration) -> Result<Vec<RoleRow>> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            NaiveDateTime,
-            NaiveDateTime,
-        )> = sqlx::query_as(
+        let rows: Vec<RoleTuple> = sqlx::query_as(
             "SELECT process, role, host, pid, schemes, broker_node, connected_at, seen_at
                  FROM ferry_roles WHERE seen_at >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND
                  ORDER BY role, host, pid",
