@@ -1,6 +1,7 @@
 //! Alerts: tell people when something breaks, and once more when it is fixed.
 //!
-//! `[alerts]` in `ferry.toml` names a `dingtalk_robot` connection and/or a webhook URL. The roles
+//! `[alerts]` in `ferry.toml` names a robot connection (`dingtalk_robot`, `wecom_robot` or
+//! `feishu_robot`) and/or a webhook URL. The roles
 //! call [`Alerts::raise`] where a failure becomes known (an extraction that failed, a stage that
 //! stopped on a configuration error, dead letters past the threshold, the broker unreachable) and
 //! [`Alerts::clear`] where it is seen gone (a later extraction that succeeds, a stage that handles
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_core::config::{AlertsConfig, Connection, FerryConfig, Secret};
+use ferry_core::config::{AlertsConfig, FerryConfig, Secret};
 use ferry_sinks::robot::RobotSink;
 use ferry_state::State;
 use serde_json::json;
@@ -165,18 +166,16 @@ impl Alerts {
                 return Alerts::default();
             }
         };
+        // `ferry lint` and the config check refuse a connection that is not a robot; such a
+        // one gives no poster here.
         let robot = alerts.robot.as_ref().and_then(|name| {
-            match config.connections.get(name) {
-                Some(Connection::DingTalkRobot(conn)) => Some(RobotSink::poster(
-                    name,
-                    conn,
-                    state.clone(),
-                    client.clone(),
-                    ALERT_THROTTLE_RETRIES,
-                )),
-                // `ferry lint` and the config check refuse this; be safe anyway.
-                _ => None,
-            }
+            ferry_sinks::robot::robot_poster(
+                name,
+                config.connections.get(name)?,
+                state.clone(),
+                client.clone(),
+                ALERT_THROTTLE_RETRIES,
+            )
         });
         let webhook = alerts.webhook.clone().map(|url| (url, client));
         Alerts {

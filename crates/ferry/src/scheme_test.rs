@@ -14,7 +14,8 @@
 //! 2. the load messages, cut at the target's `batch_size` and encoded and decoded as on the
 //!    queue;
 //! 3. the sink's own rendering of each load message: `ferry_sinks::mysql::render_statements`
-//!    or `ferry_sinks::robot::render_messages`, the code `write` runs before it sends.
+//!    or `ferry_sinks::robot::render_robot_messages` (any robot kind: DingTalk, WeCom, Feishu),
+//!    the code `write` runs before it sends.
 //!
 //! Every expected key is compared with what came out, field by field; `errors` is always compared
 //! (an unexpected failure fails the case). The differences are printed per case and per field.
@@ -546,9 +547,9 @@ fn run_case(
                 }));
                 failed
             }
-            Some(Connection::DingTalkRobot(conn)) => {
-                let (bodies, failed) = ferry_sinks::robot::render_messages(
-                    conn,
+            Some(robot) if robot.kind().sends == Sends::Messages => {
+                let (bodies, failed) = ferry_sinks::robot::render_robot_messages(
+                    robot,
                     &target.metadata,
                     &scheme.scheme.name,
                     batch,
@@ -556,12 +557,6 @@ fn run_case(
                 .map_err(stops)?;
                 messages.extend(bodies);
                 failed
-            }
-            Some(other) if other.kind().sends == Sends::Messages => {
-                return Err(format!(
-                    "`ferry test` does not render {} messages yet",
-                    other.kind().as_str()
-                ));
             }
             _ => Vec::new(),
         };

@@ -82,8 +82,8 @@ pub struct FerryConfig {
 /// `[alerts]`: where alerts go and what raises them. At least one of `robot` and `webhook`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertsConfig {
-    /// The name of a `dingtalk_robot` connection the alerts are posted to (signed and rate-limited
-    /// like the robot target, sharing its limiter).
+    /// The name of a robot connection (`dingtalk_robot`, `wecom_robot` or `feishu_robot`) the
+    /// alerts are posted to (signed and rate-limited like the robot target, sharing its limiter).
     pub robot: Option<String>,
     /// A URL every alert and recovery is POSTed to as JSON (a second kind, for any chat or pager
     /// that takes a webhook). It may carry a token, so it is kept as a secret.
@@ -385,26 +385,32 @@ impl AlertsConfig {
     ) -> Self {
         let robot = r.opt_string(report, "robot").filter(|s| !s.is_empty());
         if let Some(name) = &robot {
+            let is_robot = |c: &Connection| c.kind().sends == crate::connector::Sends::Messages;
             match connections.get(name) {
-                Some(Connection::DingTalkRobot(_)) => {}
+                Some(robot) if is_robot(robot) => {}
                 Some(other) => report.error(
                     &r.path_of("robot"),
                     format!(
-                        "connection `{name}` is of kind `{}`; alerts need a `dingtalk_robot` connection",
+                        "connection `{name}` is of kind `{}`; alerts need a robot connection \
+                         (`dingtalk_robot`, `wecom_robot` or `feishu_robot`)",
                         other.kind()
                     ),
                 ),
                 None => {
                     let robots: Vec<&str> = connections
                         .iter()
-                        .filter(|(_, c)| matches!(c, Connection::DingTalkRobot(_)))
+                        .filter(|(_, c)| is_robot(c))
                         .map(|(n, _)| n.as_str())
                         .collect();
                     report.error(
                         &r.path_of("robot"),
                         format!(
-                            "no connection named `{name}` (dingtalk_robot connections: {})",
-                            if robots.is_empty() { "none".to_string() } else { robots.join(", ") }
+                            "no connection named `{name}` (robot connections: {})",
+                            if robots.is_empty() {
+                                "none".to_string()
+                            } else {
+                                robots.join(", ")
+                            }
                         ),
                     );
                 }
@@ -419,7 +425,8 @@ impl AlertsConfig {
         if robot.is_none() && webhook.is_none() {
             report.error(
                 r.path(),
-                "set `robot` (a dingtalk_robot connection) or `webhook` (a URL), or remove [alerts]",
+                "set `robot` (a dingtalk_robot, wecom_robot or feishu_robot connection) or \
+                 `webhook` (a URL), or remove [alerts]",
             );
         }
         let config = AlertsConfig {

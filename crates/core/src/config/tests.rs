@@ -254,6 +254,16 @@ dead_letters = 25
             .alerts
             .is_none()
     );
+    // Any robot kind takes alerts.
+    for (kind, credential) in [("wecom_robot", "key"), ("feishu_robot", "token")] {
+        let text = format!(
+            "{MINIMAL}\n[connections.group]\nkind = \"{kind}\"\n{credential} = \"t\"\n\
+             [alerts]\nrobot = \"group\"\n"
+        );
+        let config = FerryConfig::parse(&text, "ferry.toml", &no_env)
+            .unwrap_or_else(|p| panic!("{kind}: {p:?}"));
+        assert_eq!(config.alerts.unwrap().robot.as_deref(), Some("group"));
+    }
 }
 
 #[test]
@@ -272,7 +282,7 @@ dead_letters = 0
     assert_eq!(
         messages(&text, &no_env),
         [
-            "ferry.toml: alerts.robot: connection `www` is of kind `mysql`; alerts need a `dingtalk_robot` connection",
+            "ferry.toml: alerts.robot: connection `www` is of kind `mysql`; alerts need a robot connection (`dingtalk_robot`, `wecom_robot` or `feishu_robot`)",
             "ferry.toml: alerts.webhook: expected a URL starting with `http://` or `https://`",
             "ferry.toml: alerts.dead_letters: must be between 1 and 4294967295, found 0",
         ]
@@ -280,15 +290,13 @@ dead_letters = 0
     let text = format!("{MINIMAL}\n[alerts]\nrobot = \"notfy\"\n");
     assert_eq!(
         messages(&text, &no_env),
-        [
-            "ferry.toml: alerts.robot: no connection named `notfy` (dingtalk_robot connections: none)"
-        ]
+        ["ferry.toml: alerts.robot: no connection named `notfy` (robot connections: none)"]
     );
     let text = format!("{MINIMAL}\n[alerts]\ndead_letters = 5\n");
     assert_eq!(
         messages(&text, &no_env),
         [
-            "ferry.toml: alerts: set `robot` (a dingtalk_robot connection) or `webhook` (a URL), or remove [alerts]"
+            "ferry.toml: alerts: set `robot` (a dingtalk_robot, wecom_robot or feishu_robot connection) or `webhook` (a URL), or remove [alerts]"
         ]
     );
 }

@@ -4,11 +4,11 @@
 //! `{"errcode", "errmsg"}`: 130101 is "too fast", 460101 "too long", sign, token, keyword,
 //! whitelist and stopped-robot answers are configuration errors, `-1` and the rest transient.
 
+use ferry_core::FerryError;
 use ferry_core::config::{DingTalkRobotConnection, Secret};
 use ferry_core::record::value_text;
 use ferry_core::scheme::Metadata;
 use ferry_core::sign::{robot_sign_query, url_encode};
-use ferry_core::{FerryError, Record};
 use ferry_state::State;
 use serde_json::{Value, json};
 
@@ -217,24 +217,6 @@ impl RobotSink {
             throttle_retries,
         )
     }
-}
-
-/// The message bodies [`RobotSink::write`] would push for `records` to the DingTalk robot
-/// `conn` (its ledger taken as empty), and the records too long to send even alone; see
-/// [`super::sink::render`]. `ferry test` compares these with a scheme's expected messages.
-pub fn render_messages(
-    conn: &DingTalkRobotConnection,
-    metadata: &Metadata,
-    scheme_name: &str,
-    records: Vec<Record>,
-) -> Result<(Vec<Value>, Vec<(Record, FerryError)>), FerryError> {
-    super::sink::render(
-        std::sync::Arc::new(DingTalk::new(conn)),
-        robot(conn, ""),
-        metadata,
-        scheme_name,
-        records,
-    )
 }
 
 /// What the write flow needs of a DingTalk connection named `name`.

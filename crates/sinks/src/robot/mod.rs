@@ -31,6 +31,7 @@
 
 mod dingtalk;
 mod feishu;
+mod kinds;
 mod layout;
 mod options;
 mod sink;
@@ -42,8 +43,9 @@ mod tests;
 
 pub use crate::net::http_client;
 pub use crate::rate::RATE_MARGIN_MS;
-pub use dingtalk::{MAX_BODY_BYTES, render_messages};
+pub use dingtalk::MAX_BODY_BYTES;
 pub use feishu::{FEISHU_BASE_URL, FEISHU_PER_MINUTE, FEISHU_PER_SECOND, FeishuWebhook};
+pub use kinds::{render_robot_messages, robot_poster};
 pub use options::{
     DEFAULT_MARKDOWN_TEMPLATE, DEFAULT_RECORDS_PER_MESSAGE, DEFAULT_REPEAT_MARK,
     DEFAULT_TEXT_TEMPLATE, DEFAULT_THROTTLE_RETRIES, DEFAULT_UPDATE_MARK, DEFAULT_WINDOW_SECS,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::dingtalk::DingTalk;
 use super::layout::{Entry, Layout, Message, Piece, labels, parse_template};
 use super::options::Options;
-use super::{MAX_BODY_BYTES, render_messages};
+use super::{MAX_BODY_BYTES, render_robot_messages};
 use crate::ledger::Marks;
 
 fn seed_000_metadata() -> Metadata {
@@ -328,7 +328,13 @@ fn rendered_messages_are_the_bodies_write_pushes() {
     let mut records: Vec<Record> = (0..11).map(|i| record(&format!("客户{i}"), "1")).collect();
     records.push(record("客户0", "1"));
     records.push(record("客户0", "2 😀"));
-    let (bodies, failed) = render_messages(&conn(), &metadata, "contacts", records).unwrap();
+    let (bodies, failed) = render_robot_messages(
+        &ferry_core::config::Connection::DingTalkRobot(conn()),
+        &metadata,
+        "contacts",
+        records,
+    )
+    .unwrap();
     assert!(failed.is_empty());
     assert_eq!(bodies.len(), 2);
     let text = |i: usize| bodies[i]["markdown"]["text"].as_str().unwrap().to_string();
