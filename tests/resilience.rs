@@ -722,6 +722,15 @@ fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The test's vhost on the shared broker, deleted when the test ends, also when it panics.
+struct Vhost(String);
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = rabbitmqctl(&["delete_vhost", &self.0]);
+    }
+}
+
 /// Every long-running role runs inside the one supervisor (`roles/supervisor.rs`): this cuts the
 /// connection of every role at once, on the shared broker, in the test's own vhost: guest loses
 /// its permissions there and the vhost's connections are closed, so lapin's recovery is refused
@@ -739,6 +748,7 @@ async fn every_role_connects_afresh_through_its_supervisor_when_its_connection_i
         world.clean().await;
         return;
     }
+    let _vhost = Vhost(vhost.clone());
     let grant = || rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
     grant().expect("guest may use the test's vhost");
     let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
@@ -840,6 +850,5 @@ async fn every_role_connects_afresh_through_its_supervisor_when_its_connection_i
         "graceful exits {codes:?} ({})",
         keep_logs(&world)
     );
-    let _ = rabbitmqctl(&["delete_vhost", &vhost]);
     world.clean().await;
 }
