@@ -1,7 +1,7 @@
 //! Issue 12 item 1, end to end against the real RabbitMQ and MariaDB and the sandbox's DingTalk
 //! robot (in this test process, on a free port): `[alerts]` tells the robot once per failure,
 //! whatever the number of replicas, and once more when it clears; a robot that refuses alerts
-//! changes nothing for the pipeline.
+//! changes nothing for the pipeline. A WeCom robot takes alerts as well (issue 15).
 
 mod common;
 #[path = "common/robot.rs"]
@@ -258,5 +258,52 @@ async fn a_robot_refusing_alerts_leaves_the_run_unaffected() {
         2
     );
     assert!(robot.texts().await.is_empty());
+    world.clean().await;
+}
+
+/// Issue 15: alerts go to any robot kind. A WeCom group robot (the sandbox's) gets the alert of a
+/// scheme that stops on a configuration error, once, naming the scheme and the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wecom_robot_gets_the_alert_of_a_stopped_scheme() {
+    let mut world = World::new("aw").await;
+    let robot = Robot::start_with(ferry_sandbox::SandboxOptions::default()).await;
+    let (src, dst) = customers(&mut world).await;
+    let state = world.state_url();
+    world.write_ferry_toml(
+        &state,
+        &format!(
+            "{}{}[connections.alarm]\nkind = \"wecom_robot\"\nbase_url = \"{}\"\n\
+             key = \"wecom-sandbox-key\"\n[alerts]\nrobot = \"alarm\"\n",
+            common::mysql_connection("src", &src),
+            common::mysql_connection("dst", &dst),
+            robot.url()
+        ),
+    );
+    let stop = customers_scheme(
+        &mut world,
+        "stop",
+        "stop_t",
+        "`id`, `name`, `citty`, `amount`",
+    );
+
+    let out = world.ferry(&["run", "--once", "--timeout-secs", "120"]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let inbox = "/cgi-bin/webhook/messages";
+    world
+        .wait_for("the WeCom alert", Duration::from_secs(30), || async {
+            (!robot.inbox(inbox).await.is_empty()).then_some(())
+        })
+        .await;
+    let messages = robot.inbox(inbox).await;
+    assert_eq!(messages.len(), 1, "one alert: {messages:?}");
+    let content = messages[0]["body"]["markdown"]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        content.contains(&stop) && content.contains("Unknown column 'citty'"),
+        "{content}"
+    );
+    assert!(!all.contains("wecom-sandbox-key"), "{all}");
     world.clean().await;
 }
