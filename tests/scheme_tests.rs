@@ -124,16 +124,17 @@ fn update_writes_what_came_out_and_the_cases_then_pass() {
 }
 
 /// Issue 15: `ferry test` renders WeCom and Feishu robot messages as their sinks would push them
-/// (`tests/fixtures/test-robot-vendors`: a WeCom `text` message mentioning a mobile, a Feishu
-/// `post` with `@all`, Chinese text and emoji), and the cases kept there pass.
+/// and an `http` target's requests (`tests/fixtures/test-robot-vendors`: a WeCom `text` message
+/// mentioning a mobile, a Feishu `post` with `@all`, two records a request to the API, Chinese
+/// text and emoji), and the cases kept there pass.
 #[test]
-fn wecom_and_feishu_robot_messages_are_rendered_and_their_cases_pass() {
+fn wecom_feishu_and_http_targets_are_rendered_and_their_cases_pass() {
     let case = repo().join("tests/fixtures/test-robot-vendors");
     let out = ferry_test(&case.join("ferry.toml"), &[]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.ends_with("ferry test: 2 case(s) in 2 file(s): 2 passed, 0 failed\n"),
+        stdout.ends_with("ferry test: 3 case(s) in 3 file(s): 3 passed, 0 failed\n"),
         "{stdout}"
     );
     let wecom: serde_json::Value = serde_json::from_str(
@@ -144,4 +145,11 @@ fn wecom_and_feishu_robot_messages_are_rendered_and_their_cases_pass() {
         wecom["cases"][0]["expect"]["messages"][0]["text"]["content"],
         "【用户留言】新留言（2 条）\n\n1.\n姓名: 李四 😀\n电话: 13912345678\n\n2.\n姓名: 王五「引号」\n电话: 13700001111"
     );
+    let api: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("schemes/tests/contacts-api.test.json")).unwrap(),
+    )
+    .unwrap();
+    let requests = &api["cases"][0]["expect"]["requests"];
+    assert_eq!(requests.as_array().map(Vec::len), Some(2), "{requests}");
+    assert_eq!(requests[1]["body"][0]["contact_id"], 10);
 }

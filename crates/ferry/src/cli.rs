@@ -342,6 +342,8 @@ Test files: a scheme file schemes/NAME.json keeps its cases in schemes/tests/NAM
                       MySQL targets: each statement the sink runs, with the binds of each row
         \"messages\":   [ {\"msgtype\": \"markdown\", \"markdown\": {...}, \"at\": {...}} ],
                       robot targets: each message body pushed (signature aside)
+        \"requests\":   [ {\"method\": \"POST\", \"path\": \"/v1/orders\", \"content_type\": \"...\", \"body\": [...]} ],
+                      http targets: each call, `batch_size` records a body
         \"errors\":     [ {\"record\": \"2\", \"path\": \"main_params.datetime_new\", \"message\": \"...\"} ]
                       the records that fail, always compared (default: none)
       }

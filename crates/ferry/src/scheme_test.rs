@@ -4,7 +4,8 @@
 //! `schemes/*.json` glob does not descend into `tests/`, so a test file is never read as a
 //! scheme). A case gives sample source records, as the source yields them, and what should come
 //! out: the rendered request of each record (`records`), what the target is sent (`statements`
-//! for a MySQL target: the SQL and its binds; `messages` for a robot: the message bodies), and
+//! for a MySQL target: the SQL and its binds; `messages` for a robot: the message bodies;
+//! `requests` for an `http` target: method, path, content type and body of each call), and
 //! the records that fail, with their field path and message (`errors`).
 //!
 //! A case runs the code the pipeline runs, in its order:
@@ -57,6 +58,8 @@ enum Sent {
     Statements,
     /// A robot target: `messages`.
     Messages,
+    /// An `http` target: `requests`.
+    Requests,
     /// The no-op target: nothing.
     Nothing,
 }
@@ -66,6 +69,7 @@ impl Sent {
         match self {
             Sent::Statements => Some("statements"),
             Sent::Messages => Some("messages"),
+            Sent::Requests => Some("requests"),
             Sent::Nothing => None,
         }
     }
@@ -232,10 +236,7 @@ fn sent_by(app: &App, scheme: &SchemeFile) -> Result<Sent, String> {
         Sends::Statements => Ok(Sent::Statements),
         Sends::Messages => Ok(Sent::Messages),
         Sends::Nothing => Ok(Sent::Nothing),
-        Sends::Requests => Err(format!(
-            "the target connection `{name}` is a {} connection, which `ferry test` cannot render",
-            kind.as_str()
-        )),
+        Sends::Requests => Ok(Sent::Requests),
     }
 }
 
@@ -374,7 +375,7 @@ fn read_expect(
     let mut out = Map::new();
     for (key, value) in expect {
         let path = join_path(here, key);
-        let known = ["records", "statements", "messages", "errors"];
+        let known = ["records", "statements", "messages", "requests", "errors"];
         if !known.contains(&key.as_str()) {
             return Err((path, unknown_key(key, &sent.expect_keys())));
         }
@@ -529,6 +530,7 @@ fn run_case(
     let target = &scheme.scheme.target;
     let mut statements = Vec::new();
     let mut messages = Vec::new();
+    let mut requests = Vec::new();
     for batch in page.records.chunks(transformer.batch_size()) {
         let batch = through_the_queue(&scheme.scheme.name, batch.to_vec()).map_err(stops)?;
         let failed = match app.connection(&target.connection) {
@@ -558,6 +560,12 @@ fn run_case(
                 messages.extend(bodies);
                 failed
             }
+            Some(api) if api.kind().sends == Sends::Requests => {
+                requests.extend(
+                    ferry_sinks::http::render_requests(&target.metadata, &batch).map_err(stops)?,
+                );
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         errors.extend(failed.iter().map(|(r, e)| error_value(&label(r), e)));
@@ -568,6 +576,9 @@ fn run_case(
         }
         Some(Sends::Messages) => {
             out.insert("messages".into(), Value::Array(messages));
+        }
+        Some(Sends::Requests) => {
+            out.insert("requests".into(), Value::Array(requests));
         }
         _ => {}
     }

@@ -156,36 +156,8 @@ impl HttpSink {
 
     /// The body of one request holding `items`.
     fn body(&self, items: &[&Item]) -> (Vec<u8>, &'static str) {
-        match self.options.body_format {
-            BodyFormat::Json => {
-                let body = if items.len() == 1 && self.options.records_per_request == 1 {
-                    serde_json::to_vec(&items[0].record.data)
-                } else {
-                    let all: Vec<&Value> = items.iter().map(|i| &i.record.data).collect();
-                    serde_json::to_vec(&all)
-                };
-                // Serialising a JSON tree cannot fail.
-                (body.unwrap_or_default(), "application/json; charset=utf-8")
-            }
-            BodyFormat::Form => {
-                let mut form = String::new();
-                if let Some(Value::Object(fields)) = items.first().map(|i| &i.record.data) {
-                    for (key, value) in fields {
-                        let text = match value {
-                            Value::Object(_) | Value::Array(_) => value.to_string(),
-                            other => value_text(other),
-                        };
-                        if !form.is_empty() {
-                            form.push('&');
-                        }
-                        form.push_str(&ferry_core::sign::url_encode(key));
-                        form.push('=');
-                        form.push_str(&ferry_core::sign::url_encode(&text));
-                    }
-                }
-                (form.into_bytes(), "application/x-www-form-urlencoded")
-            }
-        }
+        let records: Vec<&Value> = items.iter().map(|i| &i.record.data).collect();
+        body_of(&self.options, &records)
     }
 
     /// One call, after taking a rate slot.
@@ -349,6 +321,63 @@ impl HttpSink {
             Err(CallError::Refused(e) | CallError::Unknown(e)) => Err(e),
         }
     }
+}
+
+/// The body of one request holding `records` (rendered request trees), and its content type.
+fn body_of(options: &HttpTargetOptions, records: &[&Value]) -> (Vec<u8>, &'static str) {
+    match options.body_format {
+        BodyFormat::Json => {
+            let body = if records.len() == 1 && options.records_per_request == 1 {
+                serde_json::to_vec(records[0])
+            } else {
+                serde_json::to_vec(records)
+            };
+            // Serialising a JSON tree cannot fail.
+            (body.unwrap_or_default(), "application/json; charset=utf-8")
+        }
+        BodyFormat::Form => {
+            let mut form = String::new();
+            if let Some(Value::Object(fields)) = records.first() {
+                for (key, value) in fields {
+                    let text = match value {
+                        Value::Object(_) | Value::Array(_) => value.to_string(),
+                        other => value_text(other),
+                    };
+                    if !form.is_empty() {
+                        form.push('&');
+                    }
+                    form.push_str(&ferry_core::sign::url_encode(key));
+                    form.push('=');
+                    form.push_str(&ferry_core::sign::url_encode(&text));
+                }
+            }
+            (form.into_bytes(), "application/x-www-form-urlencoded")
+        }
+    }
+}
+
+/// The requests an `http` target would send for `records` (its ledger taken as empty, every
+/// answer a success): `{"method", "path", "content_type", "body"}` each, the body as JSON or,
+/// for a form, as its text. What `ferry test` compares with a scheme's expected requests.
+pub fn render_requests(metadata: &Metadata, records: &[Record]) -> Result<Vec<Value>, FerryError> {
+    let options = HttpTargetOptions::read(metadata)?;
+    let data: Vec<&Value> = records.iter().map(|r| &r.data).collect();
+    Ok(data
+        .chunks(options.records_per_request)
+        .map(|chunk| {
+            let (body, content_type) = body_of(&options, chunk);
+            let body = match options.body_format {
+                BodyFormat::Json => serde_json::from_slice(&body).unwrap_or(Value::Null),
+                BodyFormat::Form => Value::String(String::from_utf8_lossy(&body).into_owned()),
+            };
+            serde_json::json!({
+                "method": match options.method { Method::Post => "POST", Method::Put => "PUT" },
+                "path": options.path,
+                "content_type": content_type,
+                "body": body,
+            })
+        })
+        .collect())
 }
 
 /// At most [`QUOTED_ANSWER_BYTES`] of an answer.
