@@ -6,6 +6,7 @@
 //! auth and defaults), and the check `ferry lint` runs on them.
 
 pub mod options;
+pub mod target;
 
 use super::{Kind, Opens, Sends, Writes, no_connection_lint, no_lint, opt_rate};
 use crate::config::read::{Report, TableReader};
@@ -101,12 +102,21 @@ fn api(role: Role, api: &str) -> Result<(), String> {
 /// A kind with no checks of its own beyond the api and the keys.
 pub(crate) fn no_check(_: &Endpoint, _: Role, _: &mut Vec<(String, String)>) {}
 
-/// As a source, every option the generic kind reads parses ([`HttpSourceOptions`]).
+/// As a source, every option the generic kind reads parses ([`HttpSourceOptions`]); as a
+/// target, every option the http target reads ([`target::HttpTargetOptions`]), with the words
+/// the target gives when it opens.
 fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
-    if role == Role::Source
-        && let Err(problems) = HttpSourceOptions::parse(&endpoint.metadata)
-    {
-        report_source_problems(endpoint, problems, out);
+    match role {
+        Role::Source => {
+            if let Err(problems) = HttpSourceOptions::parse(&endpoint.metadata) {
+                report_source_problems(endpoint, problems, out);
+            }
+        }
+        Role::Target => {
+            if let Err(problems) = target::HttpTargetOptions::parse(&endpoint.metadata) {
+                out.extend(problems);
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 //! of its body), an identical one already posted is skipped. The connection's `rate_per_sec`
 //! is a limit shared by every replica through the state database ([`crate::rate`]).
 
-mod options;
+use ferry_core::connector::http::target as options;
 
 use std::sync::Arc;
 use std::time::Duration;

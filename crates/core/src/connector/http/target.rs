@@ -1,10 +1,10 @@
 //! The metadata keys of an `http` target, read and checked in one pass that reports every
 //! problem with its key.
 
-use ferry_core::ErrorClass;
-use ferry_core::FerryError;
-use ferry_core::record::value_text;
-use ferry_core::scheme::Metadata;
+use crate::ErrorClass;
+use crate::FerryError;
+use crate::record::value_text;
+use crate::scheme::Metadata;
 use serde_json::Value;
 
 /// Records per request when `batch_size` is not set: one request per record.
@@ -59,9 +59,22 @@ pub struct HttpTargetOptions {
 }
 
 impl HttpTargetOptions {
-    /// Read the options of a target whose metadata is `metadata`.
+    /// Read the options of a target whose metadata is `metadata`; a configuration error lists
+    /// every problem.
     pub fn read(metadata: &Metadata) -> Result<HttpTargetOptions, FerryError> {
-        let mut problems = Vec::new();
+        HttpTargetOptions::parse(metadata).map_err(|problems| {
+            let list: Vec<String> = problems
+                .into_iter()
+                .map(|(path, message)| format!("{path}: {message}"))
+                .collect();
+            FerryError::config(list.join("; "))
+        })
+    }
+
+    /// [`HttpTargetOptions::read`], with every problem as `(path, message)`, the path from the
+    /// scheme's root: what `ferry lint` reports for an http target.
+    pub fn parse(metadata: &Metadata) -> Result<HttpTargetOptions, Vec<(String, String)>> {
+        let mut problems: Vec<String> = Vec::new();
         let extra = &metadata.extra;
         let at = |key: &str| format!("target.metadata.{key}");
 
@@ -195,7 +208,14 @@ impl HttpTargetOptions {
         ) as usize;
         let throttle_wait_secs = whole("throttle_wait_secs", 1..=3_600, DEFAULT_THROTTLE_WAIT_SECS);
         if !problems.is_empty() {
-            return Err(FerryError::config(problems.join("; ")));
+            // Each problem was written `path: message`.
+            return Err(problems
+                .into_iter()
+                .map(|p| match p.split_once(": ") {
+                    Some((path, message)) => (path.to_string(), message.to_string()),
+                    None => (String::new(), p),
+                })
+                .collect());
         }
         Ok(HttpTargetOptions {
             path,
@@ -216,7 +236,7 @@ impl HttpTargetOptions {
     }
 
     /// What the vendor's `code` means; `None` when it means success.
-    pub(crate) fn class_of(&self, code: &Value) -> Option<Class> {
+    pub fn class_of(&self, code: &Value) -> Option<Class> {
         let same = |list: &[Value]| list.iter().any(|c| same_code(c, code));
         if same_code(&self.success_value, code) {
             None
@@ -236,7 +256,7 @@ impl HttpTargetOptions {
 
 /// What a failure code means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Class {
+pub enum Class {
     Throttled,
     Of(ErrorClass),
 }
