@@ -114,7 +114,15 @@ fn check(endpoint: &Endpoint, role: Role, out: &mut Vec<(String, String)>) {
         }
         Role::Target => {
             if let Err(problems) = target::HttpTargetOptions::parse(&endpoint.metadata) {
-                out.extend(problems);
+                // An empty `api` and a zero `batch_size` are reported by the checks of every
+                // kind already.
+                let metadata = &endpoint.metadata;
+                let empty_api = metadata.api.trim().is_empty();
+                let zero_batch = metadata.batch_size == Some(0);
+                out.extend(problems.into_iter().filter(|(path, _)| {
+                    !(empty_api && path == "target.metadata.api"
+                        || zero_batch && path == "target.metadata.batch_size")
+                }));
             }
         }
     }
@@ -299,9 +307,16 @@ mod tests {
                 "`keyset` is not an HTTP paging mode (page, offset, cursor, none)".to_string()
             )]
         );
-        // The source options are a source's: a target reads its own.
+        // The source options are a source's: a target reads its own, in the target's words.
         assert_eq!(
             problems(json!({"api": "/x", "body_format": "xml"}), Role::Target),
+            [(
+                "target.metadata.body_format".to_string(),
+                "`xml` is not a body format (json, form)".to_string()
+            )]
+        );
+        assert_eq!(
+            problems(json!({"api": "", "batch_size": 0}), Role::Target),
             []
         );
     }
