@@ -280,11 +280,46 @@ async fn remove_everything(databases: Vec<String>, schemes: Vec<String>) {
         }
     }
     if let Ok(bus) = ferry_bus::Bus::connect(AMQP, "ferry-test-cleanup").await {
+        let leftover = retry_delays_on_the_broker();
         for scheme in &schemes {
             let _ = bus.delete_scheme(scheme).await;
+            // A scheme with its own retry schedule (`retry_delays_secs = [2, 3]`) has retry queues
+            // the default topology does not name: delete the ones the broker still lists.
+            let prefix = format!("ferry.{scheme}.");
+            let delays: Vec<u64> = leftover
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(_, delay)| *delay)
+                .collect();
+            if !delays.is_empty() {
+                let mut topology = ferry_bus::Topology::default();
+                topology.retry_delays_secs = delays;
+                let _ = bus.delete_queues(scheme, &topology).await;
+            }
         }
         let _ = bus.close().await;
     }
+}
+
+/// Every retry queue on the broker (`ferry.<scheme>.<stage>.retry.<N>s`) with its delay, from
+/// `rabbitmqctl`; empty when it is not at hand.
+fn retry_delays_on_the_broker() -> Vec<(String, u64)> {
+    let Ok(out) = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--no-table-headers", "name"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|name| {
+            let name = name.trim();
+            let (_, tail) = name.rsplit_once(".retry.")?;
+            let delay = tail.strip_suffix('s')?.parse().ok()?;
+            Some((name.to_string(), delay))
+        })
+        .collect()
 }
 
 impl Drop for World {
