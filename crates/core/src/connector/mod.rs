@@ -289,6 +289,35 @@ pub(crate) fn api_path_under(api: &str, prefixes: &[&str], example: &str) -> Res
 }
 
 /// A kind with nothing to warn about.
+/// The whole number a target's option `key` holds within `range`; `default` when `extra` does
+/// not have it. Anything else adds the problem `<at>: `v` is not a whole number from a to b` and
+/// gives `default`, so that every problem is still found (the http and robot targets read their
+/// limits this way).
+pub fn whole_option(
+    extra: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+    problems: &mut Vec<String>,
+) -> u64 {
+    let Some(v) = extra.get(key) else {
+        return default;
+    };
+    match v.as_u64().filter(|n| range.contains(n)) {
+        Some(n) => n,
+        None => {
+            problems.push(format!(
+                "{at}: `{}` is not a whole number from {} to {}",
+                crate::record::value_text(v),
+                range.start(),
+                range.end()
+            ));
+            default
+        }
+    }
+}
+
 pub(crate) fn no_lint(_: &Endpoint, _: Role, _: &mut dyn FnMut(String, String)) {}
 
 /// A kind whose connections have nothing to warn about.

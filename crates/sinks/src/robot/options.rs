@@ -3,6 +3,7 @@
 //! one pass that reports every problem with its key.
 
 use ferry_core::FerryError;
+use ferry_core::connector::whole_option;
 use ferry_core::record::value_text;
 use ferry_core::scheme::Metadata;
 use serde_json::Value;
@@ -145,23 +146,8 @@ impl Options {
         };
         let update_mark = mark("update_mark", DEFAULT_UPDATE_MARK);
         let repeat_mark = mark("repeat_mark", DEFAULT_REPEAT_MARK);
-        let mut whole = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| -> u64 {
-            match extra.get(key) {
-                None => default,
-                Some(v) => match v.as_u64().filter(|n| range.contains(n)) {
-                    Some(n) => n,
-                    None => {
-                        problems.push(format!(
-                            "{}: `{}` is not a whole number from {} to {}",
-                            at(key),
-                            value_text(v),
-                            range.start(),
-                            range.end()
-                        ));
-                        default
-                    }
-                },
-            }
+        let mut whole = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| {
+            whole_option(extra, key, &at(key), range, default, &mut problems)
         };
         let window_secs = whole("window_secs", 1..=3_600, DEFAULT_WINDOW_SECS);
         let throttle_retries = whole(

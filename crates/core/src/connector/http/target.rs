@@ -3,6 +3,7 @@
 
 use crate::ErrorClass;
 use crate::FerryError;
+use crate::connector::whole_option;
 use crate::record::value_text;
 use crate::scheme::Metadata;
 use serde_json::Value;
@@ -183,23 +184,8 @@ impl HttpTargetOptions {
                 ErrorClass::Record
             }
         };
-        let mut whole = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| -> u64 {
-            match extra.get(key) {
-                None => default,
-                Some(v) => match v.as_u64().filter(|n| range.contains(n)) {
-                    Some(n) => n,
-                    None => {
-                        problems.push(format!(
-                            "{}: `{}` is not a whole number from {} to {}",
-                            at(key),
-                            value_text(v),
-                            range.start(),
-                            range.end()
-                        ));
-                        default
-                    }
-                },
-            }
+        let mut whole = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| {
+            whole_option(extra, key, &at(key), range, default, &mut problems)
         };
         let throttle_retries = whole(
             "throttle_retries",
